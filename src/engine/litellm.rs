@@ -136,7 +136,7 @@ pub fn action_from_str(s: &str) -> Option<PipelineAction> {
     })
 }
 
-fn parse_pipeline(p: &Value) -> Result<Pipeline, String> {
+pub fn parse_pipeline(p: &Value) -> Result<Pipeline, String> {
     let obj = as_object(p)?;
     let mode = match obj.get("mode") {
         None => PipelineMode::PreCall,
