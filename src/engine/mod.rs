@@ -12,3 +12,8 @@ pub mod model;
 pub mod pipeline;
 pub mod pyregex;
 pub mod validate;
+pub mod convert;
+pub mod diff;
+pub mod hash;
+pub mod lifecycle;
+pub mod testing;
