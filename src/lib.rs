@@ -4,4 +4,5 @@
 //! webhook. The engine never sees a Kubernetes client, the network or a clock.
 
 pub mod api;
+pub mod cli;
 pub mod engine;

@@ -1,1 +1,20 @@
-fn main() {}
+//! The `guardrail-operator` binary: a thin dispatcher over the library.
+
+use clap::Parser;
+use guardrail_operator::cli::{self, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Crds(args) => cli::crds(args).map(|()| 0),
+        Command::Validate(args) => cli::validate::run(args),
+        Command::Resolve(args) => cli::resolve::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            std::process::exit(e.code);
+        }
+    }
+}

@@ -20,12 +20,40 @@ use super::policy_version::Stage;
     shortname = "grpol",
     category = "guardrails",
     doc = "A guardrail policy (LiteLLM policy name). Content lives in its PolicyVersions; deleting a Policy deletes all of its versions.",
-    printcolumn(name = "Production", type_ = "integer", json_path = ".status.productionVersion", description = "Version in production"),
-    printcolumn(name = "Latest", type_ = "integer", json_path = ".status.latestVersion", description = "Highest version number"),
-    printcolumn(name = "Guardrails", type_ = "string", json_path = ".status.resolvedGuardrails", description = "Resolved guardrails of the production version"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1)
+    printcolumn(
+        name = "Production",
+        type_ = "integer",
+        json_path = ".status.productionVersion",
+        description = "Version in production"
+    ),
+    printcolumn(
+        name = "Latest",
+        type_ = "integer",
+        json_path = ".status.latestVersion",
+        description = "Highest version number"
+    ),
+    printcolumn(
+        name = "Guardrails",
+        type_ = "string",
+        json_path = ".status.resolvedGuardrails",
+        description = "Resolved guardrails of the production version"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {

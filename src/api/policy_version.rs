@@ -9,7 +9,18 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle stage of a version (LiteLLM's draft → published → production).
 #[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
 )]
 pub enum Stage {
     /// Editable; not active anywhere.
@@ -54,8 +65,17 @@ impl std::fmt::Display for Stage {
     printcolumn(name = "Desired", type_ = "string", json_path = ".spec.stage"),
     printcolumn(name = "Stage", type_ = "string", json_path = ".status.stage"),
     printcolumn(name = "Tests", type_ = "string", json_path = ".status.tests.summary"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1)
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
 )]
 #[x_kube(validation = Rule::new(
     "(has(oldSelf.stage) && oldSelf.stage != 'Draft') ? (has(self.stage) && self.stage != 'Draft') : true"
@@ -67,7 +87,10 @@ impl std::fmt::Display for Stage {
 pub struct PolicyVersionSpec {
     /// Name of the Policy this version belongs to (same namespace). Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.policy is immutable"))]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub policy: String,
     /// Version number, at least 1, unique per policy. Immutable. The highest eligible version
     /// asking for Production is the one in production.
@@ -81,7 +104,10 @@ pub struct PolicyVersionSpec {
     /// Name of the parent Policy (same namespace) whose production content this version
     /// inherits. Single inheritance, acyclic, at most 100 deep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub inherit: Option<String>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]

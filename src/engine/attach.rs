@@ -32,7 +32,6 @@ pub fn matches_any(value: Option<&str>, patterns: &[String]) -> bool {
     }
 }
 
-
 fn or_star(list: &Option<Vec<String>>) -> Option<&[String]> {
     list.as_deref().filter(|l| !l.is_empty())
 }
@@ -54,7 +53,10 @@ impl Attachment {
         let dim = |list: &Option<Vec<String>>, value: &Option<String>| {
             matches_any(value.as_deref(), or_star(list).unwrap_or(&star))
         };
-        if !dim(&self.teams, &ctx.team_alias) || !dim(&self.keys, &ctx.key_alias) || !dim(&self.models, &ctx.model) {
+        if !dim(&self.teams, &ctx.team_alias)
+            || !dim(&self.keys, &ctx.key_alias)
+            || !dim(&self.models, &ctx.model)
+        {
             return false;
         }
         if let Some(tags) = or_star(&self.tags) {
@@ -72,10 +74,15 @@ impl Attachment {
         if self.is_global() {
             return (0, 0);
         }
-        let present = [(&self.teams, 1u8), (&self.keys, 2), (&self.tags, 3), (&self.models, 4)]
-            .into_iter()
-            .filter(|(l, _)| or_star(l).is_some())
-            .map(|(_, rank)| rank);
+        let present = [
+            (&self.teams, 1u8),
+            (&self.keys, 2),
+            (&self.tags, 3),
+            (&self.models, 4),
+        ]
+        .into_iter()
+        .filter(|(l, _)| or_star(l).is_some())
+        .map(|(_, rank)| rank);
         let (mut max, mut count) = (0u8, 0u8);
         for rank in present {
             max = max.max(rank);
@@ -104,7 +111,8 @@ impl Attachment {
             {
                 parts.push(format!("tag:{first}"));
             }
-            let truthy = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+            let truthy =
+                |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
             if or_star(&self.teams).is_some()
                 && let Some(t) = truthy(&ctx.team_alias)
             {
@@ -120,9 +128,17 @@ impl Attachment {
             {
                 parts.push(format!("model:{m}"));
             }
-            if parts.is_empty() { "scope:default".to_string() } else { parts.join("+") }
+            if parts.is_empty() {
+                "scope:default".to_string()
+            } else {
+                parts.join("+")
+            }
         };
-        if self.default { format!("default:{reason}") } else { reason }
+        if self.default {
+            format!("default:{reason}")
+        } else {
+            reason
+        }
     }
 }
 
@@ -130,7 +146,11 @@ impl Attachment {
 /// registry order (the slice order) whose scope matches and whose policy applies; defaults
 /// only when no non-default matched; stable sort by priority then specificity; one entry per
 /// policy, from its first attachment.
-pub fn matched_policies(attachments: &[Attachment], policies: &PolicyMap, ctx: &MatchContext) -> Vec<MatchedPolicy> {
+pub fn matched_policies(
+    attachments: &[Attachment],
+    policies: &PolicyMap,
+    ctx: &MatchContext,
+) -> Vec<MatchedPolicy> {
     let in_scope: Vec<&Attachment> = attachments
         .iter()
         .filter(|a| a.scope_matches(ctx) && policy_applies(&a.policy, policies, ctx))
@@ -175,7 +195,11 @@ pub struct Resolution {
 
 /// What applies to a request: matched policies in order, each resolved with the context, and
 /// the sorted union.
-pub fn resolve_request(attachments: &[Attachment], policies: &PolicyMap, ctx: &MatchContext) -> Resolution {
+pub fn resolve_request(
+    attachments: &[Attachment],
+    policies: &PolicyMap,
+    ctx: &MatchContext,
+) -> Resolution {
     let mut effective = std::collections::BTreeSet::new();
     let matched_policies = matched_policies(attachments, policies, ctx)
         .into_iter()
@@ -195,7 +219,6 @@ pub fn resolve_request(attachments: &[Attachment], policies: &PolicyMap, ctx: &M
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,10 +229,18 @@ mod tests {
     }
 
     fn att(policy: &str) -> Attachment {
-        Attachment { policy: policy.into(), ..Default::default() }
+        Attachment {
+            policy: policy.into(),
+            ..Default::default()
+        }
     }
 
-    fn ctx(team: Option<&str>, key: Option<&str>, model: Option<&str>, tags: Option<&[&str]>) -> MatchContext {
+    fn ctx(
+        team: Option<&str>,
+        key: Option<&str>,
+        model: Option<&str>,
+        tags: Option<&[&str]>,
+    ) -> MatchContext {
         MatchContext {
             team_alias: team.map(Into::into),
             key_alias: key.map(Into::into),
@@ -219,7 +250,18 @@ mod tests {
     }
 
     fn policies(names: &[&str]) -> PolicyMap {
-        names.iter().map(|n| (n.to_string(), PolicyContent { add: vec![format!("g-{n}")], ..Default::default() })).collect()
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    PolicyContent {
+                        add: vec![format!("g-{n}")],
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -239,43 +281,100 @@ mod tests {
     #[test]
     fn only_exact_star_is_global() {
         for scope in ["all", "", " * "] {
-            let a = Attachment { scope: Some(scope.into()), teams: s(&["t"]), ..att("p") };
+            let a = Attachment {
+                scope: Some(scope.into()),
+                teams: s(&["t"]),
+                ..att("p")
+            };
             assert!(!a.is_global());
             assert!(!a.scope_matches(&ctx(Some("u"), None, None, None)));
         }
-        let g = Attachment { scope: Some("*".into()), teams: s(&["t"]), tags: s(&["x"]), ..att("p") };
+        let g = Attachment {
+            scope: Some("*".into()),
+            teams: s(&["t"]),
+            tags: s(&["x"]),
+            ..att("p")
+        };
         assert!(g.scope_matches(&ctx(Some("u"), None, None, None)));
         assert_eq!(g.matched_via(&ctx(Some("u"), None, None, None)), "scope:*");
     }
 
     #[test]
     fn tags_rules() {
-        let a = Attachment { tags: s(&["*"]), ..att("p") };
+        let a = Attachment {
+            tags: s(&["*"]),
+            ..att("p")
+        };
         assert!(!a.scope_matches(&ctx(None, None, None, None)));
         assert!(!a.scope_matches(&ctx(None, None, None, Some(&[]))));
         assert!(a.scope_matches(&ctx(None, None, None, Some(&[""]))));
         assert_eq!(a.matched_via(&ctx(None, None, None, Some(&[""]))), "tag:");
-        let empty = Attachment { tags: Some(vec![]), teams: Some(vec![]), ..att("p") };
+        let empty = Attachment {
+            tags: Some(vec![]),
+            teams: Some(vec![]),
+            ..att("p")
+        };
         assert!(empty.scope_matches(&ctx(None, None, None, None)));
-        assert_eq!(empty.matched_via(&ctx(Some("t"), None, None, None)), "scope:default");
+        assert_eq!(
+            empty.matched_via(&ctx(Some("t"), None, None, None)),
+            "scope:default"
+        );
     }
 
     #[test]
     fn order_priority_then_specificity_then_registry() {
         let atts = vec![
-            Attachment { models: s(&["*"]), ..att("models") },
-            Attachment { tags: s(&["*"]), ..att("tags") },
-            Attachment { teams: s(&["*"]), keys: s(&["*"]), ..att("teamkey") },
-            Attachment { keys: s(&["*"]), ..att("keys") },
-            Attachment { teams: s(&["*"]), ..att("teams") },
-            Attachment { scope: Some("*".into()), ..att("global") },
-            Attachment { models: s(&["*"]), priority: Some(5), ..att("p5") },
-            Attachment { teams: s(&["*"]), priority: Some(-1), ..att("pneg") },
+            Attachment {
+                models: s(&["*"]),
+                ..att("models")
+            },
+            Attachment {
+                tags: s(&["*"]),
+                ..att("tags")
+            },
+            Attachment {
+                teams: s(&["*"]),
+                keys: s(&["*"]),
+                ..att("teamkey")
+            },
+            Attachment {
+                keys: s(&["*"]),
+                ..att("keys")
+            },
+            Attachment {
+                teams: s(&["*"]),
+                ..att("teams")
+            },
+            Attachment {
+                scope: Some("*".into()),
+                ..att("global")
+            },
+            Attachment {
+                models: s(&["*"]),
+                priority: Some(5),
+                ..att("p5")
+            },
+            Attachment {
+                teams: s(&["*"]),
+                priority: Some(-1),
+                ..att("pneg")
+            },
         ];
-        let names = ["models", "tags", "teamkey", "keys", "teams", "global", "p5", "pneg"];
-        let m = matched_policies(&atts, &policies(&names), &ctx(Some("t"), Some("k"), Some("m"), Some(&["x"])));
+        let names = [
+            "models", "tags", "teamkey", "keys", "teams", "global", "p5", "pneg",
+        ];
+        let m = matched_policies(
+            &atts,
+            &policies(&names),
+            &ctx(Some("t"), Some("k"), Some("m"), Some(&["x"])),
+        );
         let order: Vec<_> = m.iter().map(|x| x.policy_name.as_str()).collect();
-        assert_eq!(order, vec!["pneg", "p5", "global", "teams", "keys", "teamkey", "tags", "models"]);
+        assert_eq!(
+            order,
+            vec![
+                "pneg", "p5", "global", "teams", "keys", "teamkey", "tags", "models"
+            ]
+        );
         assert_eq!(m[5].matched_via, "team:t+key:k");
         assert_eq!(m[7].matched_via, "model:m");
     }
@@ -283,18 +382,40 @@ mod tests {
     #[test]
     fn defaults_only_when_no_non_default_and_dedupe_first() {
         let atts = vec![
-            Attachment { default: true, ..att("fallback") },
-            Attachment { teams: s(&["a-*"]), ..att("p") },
-            Attachment { scope: Some("*".into()), ..att("p") },
-            Attachment { teams: s(&["missing-*"]), ..att("nope") },
+            Attachment {
+                default: true,
+                ..att("fallback")
+            },
+            Attachment {
+                teams: s(&["a-*"]),
+                ..att("p")
+            },
+            Attachment {
+                scope: Some("*".into()),
+                ..att("p")
+            },
+            Attachment {
+                teams: s(&["missing-*"]),
+                ..att("nope")
+            },
         ];
         let pol = policies(&["fallback", "p"]);
         let m = matched_policies(&atts, &pol, &ctx(Some("a-1"), None, None, None));
-        assert_eq!(m, vec![MatchedPolicy { policy_name: "p".into(), matched_via: "scope:*".into() }]);
+        assert_eq!(
+            m,
+            vec![MatchedPolicy {
+                policy_name: "p".into(),
+                matched_via: "scope:*".into()
+            }]
+        );
         let m = matched_policies(&atts[..1], &pol, &ctx(Some("z"), None, None, None));
         assert_eq!(m[0].matched_via, "default:scope:default");
         // An attachment to a missing policy is dropped before defaults are considered.
-        let m = matched_policies(&[atts[0].clone(), atts[3].clone()], &pol, &ctx(Some("missing-1"), None, None, None));
+        let m = matched_policies(
+            &[atts[0].clone(), atts[3].clone()],
+            &pol,
+            &ctx(Some("missing-1"), None, None, None),
+        );
         assert_eq!(m[0].policy_name, "fallback");
     }
 }

@@ -53,9 +53,15 @@ mod tests {
 
     #[test]
     fn list_is_any_and_empty_list_never_matches() {
-        let list = ModelCondition::Many(vec![ModelPattern::new("gpt-4o"), ModelPattern::new("claude-.*")]);
+        let list = ModelCondition::Many(vec![
+            ModelPattern::new("gpt-4o"),
+            ModelPattern::new("claude-.*"),
+        ]);
         assert!(model_condition_holds(&list, Some("claude-3")));
         assert!(!model_condition_holds(&list, Some("gpt-4")));
-        assert!(!model_condition_holds(&ModelCondition::Many(vec![]), Some("x")));
+        assert!(!model_condition_holds(
+            &ModelCondition::Many(vec![]),
+            Some("x")
+        ));
     }
 }

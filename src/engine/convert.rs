@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::model::{Attachment, ModelCondition, Pipeline, PipelineAction, PipelineMode, PolicyContent, Step};
+use super::model::{
+    Attachment, ModelCondition, Pipeline, PipelineAction, PipelineMode, PolicyContent, Step,
+};
 use super::pyregex::ModelPattern;
 use crate::api::{PolicyAttachmentSpec, PolicyVersionSpec};
 
@@ -28,7 +30,9 @@ pub fn version_content(spec: &PolicyVersionSpec) -> Result<PolicyContent, Conten
                     let Value::String(s) = item else {
                         return Err(ContentError {
                             field: format!("condition.model[{i}]"),
-                            message: format!("must be a string (a model name or regular expression), got {item}"),
+                            message: format!(
+                                "must be a string (a model name or regular expression), got {item}"
+                            ),
                         });
                     };
                     patterns.push(ModelPattern::new(s));

@@ -30,7 +30,13 @@ fn db_fields(p: &PolicyContent) -> [(&'static str, Value); 6] {
                 Some(m) => json!({"model": m.as_ref().map(ModelCondition::to_json)}),
             },
         ),
-        ("pipeline", p.pipeline.as_ref().map(pipeline_to_json).unwrap_or(Value::Null)),
+        (
+            "pipeline",
+            p.pipeline
+                .as_ref()
+                .map(pipeline_to_json)
+                .unwrap_or(Value::Null),
+        ),
     ]
 }
 
@@ -40,7 +46,15 @@ pub fn compare(a: &PolicyContent, b: &PolicyContent) -> BTreeMap<&'static str, F
         .into_iter()
         .zip(db_fields(b))
         .filter(|((_, va), (_, vb))| va != vb)
-        .map(|((k, va), (_, vb))| (k, FieldDiff { version_a: va, version_b: vb }))
+        .map(|((k, va), (_, vb))| {
+            (
+                k,
+                FieldDiff {
+                    version_a: va,
+                    version_b: vb,
+                },
+            )
+        })
         .collect()
 }
 
@@ -50,10 +64,21 @@ mod tests {
 
     #[test]
     fn list_order_counts_and_equal_fields_are_left_out() {
-        let a = PolicyContent { add: vec!["a".into(), "b".into()], description: Some("d".into()), ..Default::default() };
-        let b = PolicyContent { add: vec!["b".into(), "a".into()], description: Some("d".into()), ..Default::default() };
+        let a = PolicyContent {
+            add: vec!["a".into(), "b".into()],
+            description: Some("d".into()),
+            ..Default::default()
+        };
+        let b = PolicyContent {
+            add: vec!["b".into(), "a".into()],
+            description: Some("d".into()),
+            ..Default::default()
+        };
         let d = compare(&a, &b);
-        assert_eq!(d.keys().copied().collect::<Vec<_>>(), vec!["guardrails_add"]);
+        assert_eq!(
+            d.keys().copied().collect::<Vec<_>>(),
+            vec!["guardrails_add"]
+        );
         assert_eq!(d["guardrails_add"].version_a, json!(["a", "b"]));
         assert!(compare(&a, &a).is_empty());
     }

@@ -46,11 +46,18 @@ mod tests {
 
     #[test]
     fn stage_does_not_change_the_hash_content_does() {
-        let mut a = PolicyVersionSpec { policy: "p".into(), version: 1, ..Default::default() };
+        let mut a = PolicyVersionSpec {
+            policy: "p".into(),
+            version: 1,
+            ..Default::default()
+        };
         let h = content_hash(&a);
         a.stage = Some(Stage::Production);
         assert_eq!(content_hash(&a), h);
-        a.guardrails = Some(GuardrailsSpec { add: Some(vec!["x".into()]), remove: None });
+        a.guardrails = Some(GuardrailsSpec {
+            add: Some(vec!["x".into()]),
+            remove: None,
+        });
         assert_ne!(content_hash(&a), h);
         assert!(h.starts_with("sha256:") && h.len() == 7 + 64);
     }

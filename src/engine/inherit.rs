@@ -36,7 +36,11 @@ pub fn inheritance_chain(name: &str, policies: &PolicyMap) -> Vec<String> {
 
 /// LiteLLM's `resolve_policy_guardrails`: walk the chain root first; with a context, skip
 /// members whose own condition fails; add then remove each member's names.
-pub fn resolve_policy(name: &str, policies: &PolicyMap, ctx: Option<&MatchContext>) -> ResolvedPolicy {
+pub fn resolve_policy(
+    name: &str,
+    policies: &PolicyMap,
+    ctx: Option<&MatchContext>,
+) -> ResolvedPolicy {
     let chain = inheritance_chain(name, policies);
     let mut set: BTreeSet<&str> = BTreeSet::new();
     for member in &chain {
@@ -84,12 +88,19 @@ mod tests {
     }
 
     fn map(entries: Vec<(&str, PolicyContent)>) -> PolicyMap {
-        entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     #[test]
     fn chain_is_root_first_and_stops_at_missing_parent() {
-        let m = map(vec![("a", p(None, &[], &[])), ("b", p(Some("a"), &[], &[])), ("o", p(Some("missing"), &[], &[]))]);
+        let m = map(vec![
+            ("a", p(None, &[], &[])),
+            ("b", p(Some("a"), &[], &[])),
+            ("o", p(Some("missing"), &[], &[])),
+        ]);
         assert_eq!(inheritance_chain("b", &m), vec!["a", "b"]);
         assert_eq!(inheritance_chain("o", &m), vec!["o"]);
         assert!(inheritance_chain("zzz", &m).is_empty());
@@ -97,7 +108,11 @@ mod tests {
 
     #[test]
     fn cycles_truncate() {
-        let m = map(vec![("a", p(Some("b"), &["x"], &[])), ("b", p(Some("a"), &["y"], &[])), ("s", p(Some("s"), &[], &[]))]);
+        let m = map(vec![
+            ("a", p(Some("b"), &["x"], &[])),
+            ("b", p(Some("a"), &["y"], &[])),
+            ("s", p(Some("s"), &[], &[])),
+        ]);
         assert_eq!(inheritance_chain("a", &m), vec!["b", "a"]);
         assert_eq!(inheritance_chain("b", &m), vec!["a", "b"]);
         assert_eq!(inheritance_chain("s", &m), vec!["s"]);
@@ -112,8 +127,14 @@ mod tests {
             ("grand", p(Some("child"), &["a"], &["d"])),
             ("same", p(None, &["x"], &["x"])),
         ]);
-        assert_eq!(resolve_policy("grand", &m, None).guardrails, vec!["a", "b", "c"]);
-        assert_eq!(resolve_policy("child", &m, None).guardrails, vec!["b", "c", "d"]);
+        assert_eq!(
+            resolve_policy("grand", &m, None).guardrails,
+            vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            resolve_policy("child", &m, None).guardrails,
+            vec!["b", "c", "d"]
+        );
         assert!(resolve_policy("same", &m, None).guardrails.is_empty());
     }
 
@@ -121,9 +142,18 @@ mod tests {
     fn failed_condition_skips_only_that_member() {
         let mut parent = p(None, &["a", "b"], &[]);
         parent.condition = Some(Some(ModelCondition::One(ModelPattern::new("gpt-4o"))));
-        let m = map(vec![("parent", parent), ("child", p(Some("parent"), &["c"], &["a"]))]);
-        let ctx = MatchContext { model: Some("claude".into()), ..Default::default() };
-        assert_eq!(resolve_policy("child", &m, Some(&ctx)).guardrails, vec!["c"]);
+        let m = map(vec![
+            ("parent", parent),
+            ("child", p(Some("parent"), &["c"], &["a"])),
+        ]);
+        let ctx = MatchContext {
+            model: Some("claude".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_policy("child", &m, Some(&ctx)).guardrails,
+            vec!["c"]
+        );
         assert!(policy_applies("child", &m, &ctx));
         assert!(!policy_applies("parent", &m, &ctx));
         assert_eq!(resolve_policy("child", &m, None).guardrails, vec!["b", "c"]);

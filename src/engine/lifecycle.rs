@@ -88,13 +88,19 @@ pub struct Decisions {
 impl Decisions {
     /// The production version number of a policy.
     pub fn production_version(&self, policy: &str) -> Option<i64> {
-        self.production.get(policy).map(|&i| self.versions[i].version)
+        self.production
+            .get(policy)
+            .map(|&i| self.versions[i].version)
     }
 }
 
 /// Compute the decisions. `policies` are the Policy objects that exist; `catalog` is the
 /// guardrail catalog (None: no catalog configured, existence not checked).
-pub fn decide(versions: &[VersionInput], policies: &BTreeSet<String>, catalog: Option<&BTreeSet<String>>) -> Decisions {
+pub fn decide(
+    versions: &[VersionInput],
+    policies: &BTreeSet<String>,
+    catalog: Option<&BTreeSet<String>>,
+) -> Decisions {
     // 1. Duplicates: the oldest object (creationTimestamp, then name) counts.
     let mut counting: HashMap<(&str, i64), usize> = HashMap::new();
     for (i, v) in versions.iter().enumerate() {
@@ -175,7 +181,9 @@ pub fn decide(versions: &[VersionInput], policies: &BTreeSet<String>, catalog: O
     let mut deps: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (&policy, list) in &candidates {
         for &i in list {
-            let Ok(content) = &versions[i].content else { continue };
+            let Ok(content) = &versions[i].content else {
+                continue;
+            };
             if let Some(parent) = content.parent() {
                 if let Some(path) = path_between(&graph, parent, policy) {
                     waiting.insert(
@@ -205,7 +213,11 @@ pub fn decide(versions: &[VersionInput], policies: &BTreeSet<String>, catalog: O
             children.entry(p).or_default().push(child);
         }
     }
-    let mut queue: VecDeque<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
+    let mut queue: VecDeque<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(n, _)| *n)
+        .collect();
     let mut depth: HashMap<&str, i32> = HashMap::new();
     let mut production: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(policy) = queue.pop_front() {
@@ -214,7 +226,9 @@ pub fn decide(versions: &[VersionInput], policies: &BTreeSet<String>, catalog: O
                 if waiting.contains_key(&i) {
                     continue;
                 }
-                let Ok(content) = &versions[i].content else { continue };
+                let Ok(content) = &versions[i].content else {
+                    continue;
+                };
                 match eligibility(content, policy, policies, catalog, &depth) {
                     Ok(d) => {
                         depth.insert(policy, d);
@@ -262,7 +276,10 @@ pub fn decide(versions: &[VersionInput], policies: &BTreeSet<String>, catalog: O
             };
         }
     }
-    Decisions { versions: decisions, production }
+    Decisions {
+        versions: decisions,
+        production,
+    }
 }
 
 /// Whether a version's references are satisfied by the production set so far; its chain depth.
@@ -274,7 +291,9 @@ fn eligibility(
     depth: &HashMap<&str, i32>,
 ) -> Result<i32, String> {
     if !policies.contains(policy) {
-        return Err(format!("Policy '{policy}' does not exist in this namespace; create it"));
+        return Err(format!(
+            "Policy '{policy}' does not exist in this namespace; create it"
+        ));
     }
     let d = match content.parent() {
         None => 1,
@@ -295,9 +314,19 @@ fn eligibility(
         ));
     }
     if let Some(catalog) = catalog {
-        let mut missing: BTreeSet<&str> = content.add.iter().map(String::as_str).filter(|g| !catalog.contains(*g)).collect();
+        let mut missing: BTreeSet<&str> = content
+            .add
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !catalog.contains(*g))
+            .collect();
         if let Some(p) = &content.pipeline {
-            missing.extend(p.steps.iter().map(|s| s.guardrail.as_str()).filter(|g| !catalog.contains(*g)));
+            missing.extend(
+                p.steps
+                    .iter()
+                    .map(|s| s.guardrail.as_str())
+                    .filter(|g| !catalog.contains(*g)),
+            );
         }
         if !missing.is_empty() {
             return Err(format!(
@@ -310,7 +339,11 @@ fn eligibility(
 }
 
 /// A path from `from` to `to` in the inherit graph (breadth first), both ends included.
-fn path_between<'a>(graph: &BTreeMap<&'a str, BTreeSet<&'a str>>, from: &'a str, to: &'a str) -> Option<Vec<&'a str>> {
+fn path_between<'a>(
+    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+    from: &'a str,
+    to: &'a str,
+) -> Option<Vec<&'a str>> {
     let mut prev: HashMap<&str, &str> = HashMap::new();
     let mut queue = VecDeque::from([from]);
     let mut seen: BTreeSet<&str> = BTreeSet::from([from]);
@@ -339,7 +372,13 @@ fn path_between<'a>(graph: &BTreeMap<&'a str, BTreeSet<&'a str>>, from: &'a str,
 mod tests {
     use super::*;
 
-    fn v(name: &str, policy: &str, version: i64, desired: Stage, inherit: Option<&str>) -> VersionInput {
+    fn v(
+        name: &str,
+        policy: &str,
+        version: i64,
+        desired: Stage,
+        inherit: Option<&str>,
+    ) -> VersionInput {
         VersionInput {
             name: name.into(),
             created: format!("2026-01-01T00:00:{version:02}Z"),
@@ -347,7 +386,11 @@ mod tests {
             version,
             desired,
             previous: None,
-            content: Ok(PolicyContent { inherit: inherit.map(Into::into), add: vec!["g".into()], ..Default::default() }),
+            content: Ok(PolicyContent {
+                inherit: inherit.map(Into::into),
+                add: vec!["g".into()],
+                ..Default::default()
+            }),
             tests: Ok(()),
         }
     }
@@ -367,7 +410,15 @@ mod tests {
         let d = decide(&vs, &pols(&["p"]), None);
         assert_eq!(d.production_version("p"), Some(2));
         let stages: Vec<Stage> = d.versions.iter().map(|x| x.stage).collect();
-        assert_eq!(stages, vec![Stage::Published, Stage::Production, Stage::Published, Stage::Draft]);
+        assert_eq!(
+            stages,
+            vec![
+                Stage::Published,
+                Stage::Production,
+                Stage::Published,
+                Stage::Draft
+            ]
+        );
         assert_eq!(d.versions[0].promotion, Promotion::Superseded(2));
         assert_eq!(d.versions[0].superseded_by, Some(2));
         assert_eq!(d.versions[2].promotion, Promotion::NotRequested);
@@ -375,7 +426,10 @@ mod tests {
 
     #[test]
     fn rollback_by_lowering_the_desired_stage() {
-        let mut vs = vec![v("p-v1", "p", 1, Stage::Production, None), v("p-v2", "p", 2, Stage::Published, None)];
+        let mut vs = vec![
+            v("p-v1", "p", 1, Stage::Production, None),
+            v("p-v2", "p", 2, Stage::Published, None),
+        ];
         vs[1].previous = Some(Stage::Production);
         let d = decide(&vs, &pols(&["p"]), None);
         assert_eq!(d.production_version("p"), Some(1));
@@ -389,7 +443,9 @@ mod tests {
         let d = decide(&vs, &pols(&["child", "parent"]), None);
         assert_eq!(d.production_version("child"), None);
         assert_eq!(d.versions[0].stage, Stage::Published);
-        assert!(matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("'parent' has no production")));
+        assert!(
+            matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("'parent' has no production"))
+        );
         let mut vs2 = vs.clone();
         vs2.push(v("p-v1", "parent", 1, Stage::Production, None));
         let d = decide(&vs2, &pols(&["child", "parent"]), None);
@@ -398,7 +454,10 @@ mod tests {
 
     #[test]
     fn lower_version_holds_production_while_higher_waits() {
-        let vs = vec![v("p-v1", "p", 1, Stage::Production, None), v("p-v2", "p", 2, Stage::Production, Some("q"))];
+        let vs = vec![
+            v("p-v1", "p", 1, Stage::Production, None),
+            v("p-v2", "p", 2, Stage::Production, Some("q")),
+        ];
         let d = decide(&vs, &pols(&["p", "q"]), None);
         assert_eq!(d.production_version("p"), Some(1));
         assert!(matches!(d.versions[1].promotion, Promotion::Waiting(_)));
@@ -413,7 +472,11 @@ mod tests {
         for vs in [vec![a.clone(), b.clone(), c.clone()], vec![c, b, a]] {
             let d = decide(&vs, &pols(&["a", "b", "c"]), None);
             assert!(d.production.is_empty());
-            assert!(d.versions.iter().all(|x| matches!(&x.promotion, Promotion::Waiting(m) if m.contains("cycle"))));
+            assert!(
+                d.versions
+                    .iter()
+                    .all(|x| matches!(&x.promotion, Promotion::Waiting(m) if m.contains("cycle")))
+            );
         }
     }
 
@@ -425,12 +488,23 @@ mod tests {
         failing.tests = Err("1 of 2 tests failed".into());
         let mut invalid = v("p-v3", "p", 3, Stage::Published, None);
         invalid.content = Err("bad".into());
-        let vs = vec![v("p-v1", "p", 1, Stage::Production, None), dup, failing, invalid];
+        let vs = vec![
+            v("p-v1", "p", 1, Stage::Production, None),
+            dup,
+            failing,
+            invalid,
+        ];
         let d = decide(&vs, &pols(&["p"]), None);
         assert_eq!(d.production_version("p"), Some(1));
-        assert!(matches!(d.versions[1].blocked, Some(Blocked::DuplicateVersion(_))));
+        assert!(matches!(
+            d.versions[1].blocked,
+            Some(Blocked::DuplicateVersion(_))
+        ));
         assert_eq!(d.versions[1].stage, Stage::Draft);
-        assert!(matches!(d.versions[2].blocked, Some(Blocked::TestsFailed(_))));
+        assert!(matches!(
+            d.versions[2].blocked,
+            Some(Blocked::TestsFailed(_))
+        ));
         assert!(matches!(d.versions[3].blocked, Some(Blocked::Invalid(_))));
     }
 
@@ -439,9 +513,13 @@ mod tests {
         let vs = vec![v("p-v1", "p", 1, Stage::Production, None)];
         let catalog: BTreeSet<String> = pols(&["other"]);
         let d = decide(&vs, &pols(&["p"]), Some(&catalog));
-        assert!(matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("catalog: g")));
+        assert!(
+            matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("catalog: g"))
+        );
         let d = decide(&vs, &pols(&[]), None);
-        assert!(matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("does not exist")));
+        assert!(
+            matches!(&d.versions[0].promotion, Promotion::Waiting(m) if m.contains("does not exist"))
+        );
     }
 
     #[test]
@@ -450,7 +528,13 @@ mod tests {
         let vs: Vec<VersionInput> = (0..n)
             .map(|i| {
                 let parent = (i + 1 < n).then(|| format!("p{}", i + 1));
-                v(&format!("p{i}-v1"), &format!("p{i}"), 1, Stage::Production, parent.as_deref())
+                v(
+                    &format!("p{i}-v1"),
+                    &format!("p{i}"),
+                    1,
+                    Stage::Production,
+                    parent.as_deref(),
+                )
             })
             .collect();
         let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();

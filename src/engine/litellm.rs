@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Value};
 
-use super::model::{Attachment, ModelCondition, Pipeline, PipelineAction, PipelineMode, PolicyContent, Step};
+use super::model::{
+    Attachment, ModelCondition, Pipeline, PipelineAction, PipelineMode, PolicyContent, Step,
+};
 use super::pyregex::ModelPattern;
 
 /// Python's type name for a JSON value, for error messages.
@@ -47,19 +49,28 @@ fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("{key}: Input should be a valid string (got {})", py_type(other))),
+        Some(other) => Err(format!(
+            "{key}: Input should be a valid string (got {})",
+            py_type(other)
+        )),
     }
 }
 
 fn str_list(v: &Value, what: &str) -> Result<Vec<String>, String> {
     let Value::Array(items) = v else {
-        return Err(format!("{what}: Input should be a valid list (got {})", py_type(v)));
+        return Err(format!(
+            "{what}: Input should be a valid list (got {})",
+            py_type(v)
+        ));
     };
     items
         .iter()
         .map(|i| match i {
             Value::String(s) => Ok(s.clone()),
-            other => Err(format!("{what}: Input should be a valid string (got {})", py_type(other))),
+            other => Err(format!(
+                "{what}: Input should be a valid string (got {})",
+                py_type(other)
+            )),
         })
         .collect()
 }
@@ -96,7 +107,10 @@ pub fn parse_policy(body: &Value) -> Result<PolicyContent, String> {
                         .collect(),
                 )),
                 Some(other) => {
-                    return Err(format!("condition.model: Input should be a valid string or list (got {})", py_type(other)));
+                    return Err(format!(
+                        "condition.model: Input should be a valid string or list (got {})",
+                        py_type(other)
+                    ));
                 }
             })
         }
@@ -143,11 +157,21 @@ pub fn parse_pipeline(p: &Value) -> Result<Pipeline, String> {
         Some(Value::String(s)) if s == "pre_call" => PipelineMode::PreCall,
         Some(Value::String(s)) if s == "post_call" => PipelineMode::PostCall,
         Some(Value::String(s)) => {
-            return Err(format!("Value error, Invalid mode '{s}'. Must be one of: ['post_call', 'pre_call']"));
+            return Err(format!(
+                "Value error, Invalid mode '{s}'. Must be one of: ['post_call', 'pre_call']"
+            ));
         }
-        Some(other) => return Err(format!("mode: Input should be a valid string (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "mode: Input should be a valid string (got {})",
+                py_type(other)
+            ));
+        }
     };
-    let steps_v = obj.get("steps").cloned().unwrap_or(Value::Array(Vec::new()));
+    let steps_v = obj
+        .get("steps")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
     let steps_raw: Vec<Value> = match steps_v {
         Value::Array(a) => a,
         Value::String(s) => s.chars().map(|c| Value::String(c.to_string())).collect(),
@@ -156,25 +180,51 @@ pub fn parse_pipeline(p: &Value) -> Result<Pipeline, String> {
     if steps_raw.is_empty() {
         return Err("steps: List should have at least 1 item after validation, not 0".to_string());
     }
-    let steps = steps_raw.iter().map(parse_step).collect::<Result<Vec<_>, _>>()?;
+    let steps = steps_raw
+        .iter()
+        .map(parse_step)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Pipeline { mode, steps })
 }
 
 fn parse_step(v: &Value) -> Result<Step, String> {
     let Value::Object(obj) = v else {
-        return Err(format!("steps: Input should be a valid dictionary or instance of PipelineStep (got {})", py_type(v)));
+        return Err(format!(
+            "steps: Input should be a valid dictionary or instance of PipelineStep (got {})",
+            py_type(v)
+        ));
     };
-    const KNOWN: [&str; 6] = ["guardrail", "on_fail", "on_pass", "on_error", "pass_data", "modify_response_message"];
+    const KNOWN: [&str; 6] = [
+        "guardrail",
+        "on_fail",
+        "on_pass",
+        "on_error",
+        "pass_data",
+        "modify_response_message",
+    ];
     if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!("{unknown}: Extra inputs are not permitted"));
     }
     let guardrail = match obj.get("guardrail") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(format!("guardrail: Input should be a valid string (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "guardrail: Input should be a valid string (got {})",
+                py_type(other)
+            ));
+        }
         None => return Err("guardrail: Field required".to_string()),
     };
-    let on_pass = obj.get("on_pass").map(|v| parse_action(v, "on_pass")).transpose()?.unwrap_or(PipelineAction::Allow);
-    let on_fail = obj.get("on_fail").map(|v| parse_action(v, "on_fail")).transpose()?.unwrap_or(PipelineAction::Block);
+    let on_pass = obj
+        .get("on_pass")
+        .map(|v| parse_action(v, "on_pass"))
+        .transpose()?
+        .unwrap_or(PipelineAction::Allow);
+    let on_fail = obj
+        .get("on_fail")
+        .map(|v| parse_action(v, "on_fail"))
+        .transpose()?
+        .unwrap_or(PipelineAction::Block);
     let on_error = match obj.get("on_error") {
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_action(v, "on_error")?),
@@ -184,7 +234,12 @@ fn parse_step(v: &Value) -> Result<Step, String> {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) if n.as_i64() == Some(0) => false,
         Some(Value::Number(n)) if n.as_i64() == Some(1) => true,
-        Some(other) => return Err(format!("pass_data: Input should be a valid boolean (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "pass_data: Input should be a valid boolean (got {})",
+                py_type(other)
+            ));
+        }
     };
     let modify_response_message = opt_str(obj, "modify_response_message")?;
     Ok(Step {
@@ -209,7 +264,12 @@ pub fn parse_attachment(v: &Value) -> Result<Attachment, String> {
     let policy = match obj.get("policy") {
         None => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(format!("policy: Input should be a valid string (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "policy: Input should be a valid string (got {})",
+                py_type(other)
+            ));
+        }
     };
     let priority = match obj.get("priority") {
         None | Some(Value::Null) => None,
@@ -217,12 +277,22 @@ pub fn parse_attachment(v: &Value) -> Result<Attachment, String> {
             Some(p) => Some(p),
             None => return Err(format!("priority: Input should be a valid int32 (got {n})")),
         },
-        Some(other) => return Err(format!("priority: Input should be a valid integer (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "priority: Input should be a valid integer (got {})",
+                py_type(other)
+            ));
+        }
     };
     let default = match obj.get("default") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("default: Input should be a valid boolean (got {})", py_type(other))),
+        Some(other) => {
+            return Err(format!(
+                "default: Input should be a valid boolean (got {})",
+                py_type(other)
+            ));
+        }
     };
     Ok(Attachment {
         policy,
@@ -247,15 +317,26 @@ pub fn policy_to_json(p: &PolicyContent) -> Value {
     }
     let mut g = Map::new();
     if !p.add.is_empty() {
-        g.insert("add".into(), p.add.iter().cloned().map(Value::String).collect());
+        g.insert(
+            "add".into(),
+            p.add.iter().cloned().map(Value::String).collect(),
+        );
     }
     if !p.remove.is_empty() {
-        g.insert("remove".into(), p.remove.iter().cloned().map(Value::String).collect());
+        g.insert(
+            "remove".into(),
+            p.remove.iter().cloned().map(Value::String).collect(),
+        );
     }
     obj.insert("guardrails".into(), Value::Object(g));
     if let Some(cond) = &p.condition {
         let mut c = Map::new();
-        c.insert("model".into(), cond.as_ref().map(ModelCondition::to_json).unwrap_or(Value::Null));
+        c.insert(
+            "model".into(),
+            cond.as_ref()
+                .map(ModelCondition::to_json)
+                .unwrap_or(Value::Null),
+        );
         obj.insert("condition".into(), Value::Object(c));
     }
     if let Some(pl) = &p.pipeline {
@@ -274,11 +355,19 @@ pub fn pipeline_to_json(pl: &Pipeline) -> Value {
             o.insert("guardrail".into(), Value::String(s.guardrail.clone()));
             o.insert("on_pass".into(), Value::String(s.on_pass.as_str().into()));
             o.insert("on_fail".into(), Value::String(s.on_fail.as_str().into()));
-            o.insert("on_error".into(), s.on_error.map(|a| Value::String(a.as_str().into())).unwrap_or(Value::Null));
+            o.insert(
+                "on_error".into(),
+                s.on_error
+                    .map(|a| Value::String(a.as_str().into()))
+                    .unwrap_or(Value::Null),
+            );
             o.insert("pass_data".into(), Value::Bool(s.pass_data));
             o.insert(
                 "modify_response_message".into(),
-                s.modify_response_message.clone().map(Value::String).unwrap_or(Value::Null),
+                s.modify_response_message
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
             );
             Value::Object(o)
         })
@@ -296,7 +385,12 @@ pub fn attachment_to_json(a: &Attachment) -> Value {
     if let Some(s) = &a.scope {
         o.insert("scope".into(), Value::String(s.clone()));
     }
-    for (key, list) in [("teams", &a.teams), ("keys", &a.keys), ("models", &a.models), ("tags", &a.tags)] {
+    for (key, list) in [
+        ("teams", &a.teams),
+        ("keys", &a.keys),
+        ("models", &a.models),
+        ("tags", &a.tags),
+    ] {
         if let Some(l) = list {
             o.insert(key.into(), l.iter().cloned().map(Value::String).collect());
         }
@@ -330,12 +424,16 @@ mod tests {
         ] {
             assert!(parse_policy(&body).is_err(), "{body}");
         }
-        assert_eq!(parse_policy(&json!(null)).unwrap_err(), "'NoneType' object has no attribute 'get'");
+        assert_eq!(
+            parse_policy(&json!(null)).unwrap_err(),
+            "'NoneType' object has no attribute 'get'"
+        );
     }
 
     #[test]
     fn lenient_forms() {
-        let p = parse_policy(&json!({"guardrails": ["a", "b"], "scope": "x", "statements": []})).unwrap();
+        let p = parse_policy(&json!({"guardrails": ["a", "b"], "scope": "x", "statements": []}))
+            .unwrap();
         assert_eq!(p.add, vec!["a", "b"]);
         let p = parse_policy(&json!({"condition": {}})).unwrap();
         assert_eq!(p.condition, None);

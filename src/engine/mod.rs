@@ -5,15 +5,18 @@
 //! every rule.
 
 pub mod attach;
+pub mod catalog;
 pub mod condition;
-pub mod inherit;
-pub mod litellm;
-pub mod model;
-pub mod pipeline;
-pub mod pyregex;
-pub mod validate;
 pub mod convert;
 pub mod diff;
 pub mod hash;
+pub mod inherit;
 pub mod lifecycle;
+pub mod litellm;
+pub mod model;
+pub mod namespace;
+pub mod pipeline;
+pub mod pyregex;
+pub mod schema;
 pub mod testing;
+pub mod validate;

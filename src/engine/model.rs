@@ -51,7 +51,9 @@ impl ModelCondition {
         match self {
             ModelCondition::One(p) => serde_json::Value::String(p.raw().to_string()),
             ModelCondition::Many(ps) => serde_json::Value::Array(
-                ps.iter().map(|p| serde_json::Value::String(p.raw().to_string())).collect(),
+                ps.iter()
+                    .map(|p| serde_json::Value::String(p.raw().to_string()))
+                    .collect(),
             ),
         }
     }

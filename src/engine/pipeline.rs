@@ -117,7 +117,12 @@ pub fn action_for(step: &Step, outcome: StepOutcome) -> PipelineAction {
 pub fn step_is_detect_only(step: &Step) -> bool {
     [StepOutcome::Pass, StepOutcome::Fail, StepOutcome::Error]
         .into_iter()
-        .all(|o| matches!(action_for(step, o), PipelineAction::Allow | PipelineAction::Next))
+        .all(|o| {
+            matches!(
+                action_for(step, o),
+                PipelineAction::Allow | PipelineAction::Next
+            )
+        })
 }
 
 fn round4(x: f64) -> f64 {
@@ -125,13 +130,22 @@ fn round4(x: f64) -> f64 {
 }
 
 /// `PipelineExecutor.execute_steps`.
-pub fn execute(pipeline: &Pipeline, request: &Request, guardrails: &dyn GuardrailSet, clock: &dyn Clock) -> Execution {
+pub fn execute(
+    pipeline: &Pipeline,
+    request: &Request,
+    guardrails: &dyn GuardrailSet,
+    clock: &dyn Clock,
+) -> Execution {
     let mut working = request.clone();
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for step in &pipeline.steps {
         let start = clock.seconds();
         let (outcome, detail, forwarded) = match guardrails.find(&step.guardrail) {
-            None => (StepOutcome::Error, Some(format!("Guardrail '{}' not found", step.guardrail)), None),
+            None => (
+                StepOutcome::Error,
+                Some(format!("Guardrail '{}' not found", step.guardrail)),
+                None,
+            ),
             Some(g) => match g.check(pipeline.mode, &working) {
                 Verdict::Pass(Rewrite::None) => (StepOutcome::Pass, None, None),
                 Verdict::Pass(Rewrite::Returned(r)) => {
@@ -166,7 +180,10 @@ pub fn execute(pipeline: &Pipeline, request: &Request, guardrails: &dyn Guardrai
             TerminalAction::Block => (detail, None, Some(step.guardrail.clone())),
             TerminalAction::ModifyResponse => (
                 None,
-                step.modify_response_message.clone().filter(|m| !m.is_empty()).or(detail),
+                step.modify_response_message
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .or(detail),
                 Some(step.guardrail.clone()),
             ),
         };
@@ -206,7 +223,10 @@ mod tests {
     struct FailIfContains(&'static str);
     impl Guardrail for FailIfContains {
         fn check(&self, _: PipelineMode, r: &Request) -> Verdict {
-            if r.messages.last().is_some_and(|m| m.content.contains(self.0)) {
+            if r.messages
+                .last()
+                .is_some_and(|m| m.content.contains(self.0))
+            {
                 Verdict::Fail(format!("found {}", self.0))
             } else {
                 Verdict::Pass(Rewrite::None)
@@ -240,7 +260,13 @@ mod tests {
     }
 
     fn req(text: &str) -> Request {
-        Request { messages: vec![Message { role: "user".into(), content: text.into() }], ..Default::default() }
+        Request {
+            messages: vec![Message {
+                role: "user".into(),
+                content: text.into(),
+            }],
+            ..Default::default()
+        }
     }
 
     fn rewritten(text: &str) -> Verdict {
@@ -249,8 +275,14 @@ mod tests {
 
     #[test]
     fn defaults_first_pass_allows_first_failure_blocks() {
-        let set = Set(HashMap::from([("a", Box::new(Fixed(Verdict::Fail("no".into()))) as Box<dyn Guardrail>)]));
-        let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![step("a"), step("b")] };
+        let set = Set(HashMap::from([(
+            "a",
+            Box::new(Fixed(Verdict::Fail("no".into()))) as Box<dyn Guardrail>,
+        )]));
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: vec![step("a"), step("b")],
+        };
         let r = execute(&p, &req("x"), &set, &ZeroClock);
         assert_eq!(r.terminal_action, TerminalAction::Block);
         assert_eq!(r.error_message.as_deref(), Some("no"));
@@ -262,61 +294,121 @@ mod tests {
         let set = Set(HashMap::new());
         let mut s = step("ghost");
         s.on_fail = PipelineAction::Next;
-        let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![s] };
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: vec![s],
+        };
         let r = execute(&p, &req("x"), &set, &ZeroClock);
         assert_eq!(r.steps[0].outcome, StepOutcome::Error);
-        assert_eq!(r.steps[0].detail.as_deref(), Some("Guardrail 'ghost' not found"));
+        assert_eq!(
+            r.steps[0].detail.as_deref(),
+            Some("Guardrail 'ghost' not found")
+        );
         assert_eq!(r.steps[0].action, PipelineAction::Next);
-        assert_eq!(r.terminal_action, TerminalAction::Allow, "running off the end allows");
+        assert_eq!(
+            r.terminal_action,
+            TerminalAction::Allow,
+            "running off the end allows"
+        );
     }
 
     #[test]
     fn pass_data_controls_returned_payloads_only() {
         let set = Set(HashMap::from([
-            ("rw", Box::new(Fixed(rewritten("MARK"))) as Box<dyn Guardrail>),
-            ("chk", Box::new(FailIfContains("MARK")) as Box<dyn Guardrail>),
+            (
+                "rw",
+                Box::new(Fixed(rewritten("MARK"))) as Box<dyn Guardrail>,
+            ),
+            (
+                "chk",
+                Box::new(FailIfContains("MARK")) as Box<dyn Guardrail>,
+            ),
         ]));
-        for (pass_data, expect) in [(false, TerminalAction::Allow), (true, TerminalAction::Block)] {
+        for (pass_data, expect) in [
+            (false, TerminalAction::Allow),
+            (true, TerminalAction::Block),
+        ] {
             let mut first = step("rw");
             first.on_pass = PipelineAction::Next;
             first.pass_data = pass_data;
-            let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![first, step("chk")] };
-            assert_eq!(execute(&p, &req("x"), &set, &ZeroClock).terminal_action, expect);
+            let p = Pipeline {
+                mode: PipelineMode::PreCall,
+                steps: vec![first, step("chk")],
+            };
+            assert_eq!(
+                execute(&p, &req("x"), &set, &ZeroClock).terminal_action,
+                expect
+            );
         }
         // post_call always chains.
         let mut first = step("rw");
         first.on_pass = PipelineAction::Next;
-        let p = Pipeline { mode: PipelineMode::PostCall, steps: vec![first, step("chk")] };
-        assert_eq!(execute(&p, &req("x"), &set, &ZeroClock).terminal_action, TerminalAction::Block);
+        let p = Pipeline {
+            mode: PipelineMode::PostCall,
+            steps: vec![first, step("chk")],
+        };
+        assert_eq!(
+            execute(&p, &req("x"), &set, &ZeroClock).terminal_action,
+            TerminalAction::Block
+        );
     }
 
     #[test]
     fn modify_response_message_falls_back_to_detail() {
-        let set = Set(HashMap::from([("a", Box::new(Fixed(Verdict::Fail("why".into()))) as Box<dyn Guardrail>)]));
+        let set = Set(HashMap::from([(
+            "a",
+            Box::new(Fixed(Verdict::Fail("why".into()))) as Box<dyn Guardrail>,
+        )]));
         let mut s = step("a");
         s.on_fail = PipelineAction::ModifyResponse;
         s.modify_response_message = Some(String::new());
-        let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![s.clone()] };
-        assert_eq!(execute(&p, &req("x"), &set, &ZeroClock).modify_response_message.as_deref(), Some("why"));
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: vec![s.clone()],
+        };
+        assert_eq!(
+            execute(&p, &req("x"), &set, &ZeroClock)
+                .modify_response_message
+                .as_deref(),
+            Some("why")
+        );
         s.modify_response_message = Some("Refused".into());
-        let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![s] };
-        assert_eq!(execute(&p, &req("x"), &set, &ZeroClock).modify_response_message.as_deref(), Some("Refused"));
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: vec![s],
+        };
+        assert_eq!(
+            execute(&p, &req("x"), &set, &ZeroClock)
+                .modify_response_message
+                .as_deref(),
+            Some("Refused")
+        );
     }
 
     #[test]
     fn skip_goes_on_and_on_pass_block_has_no_message() {
         let set = Set(HashMap::from([
             ("s", Box::new(Fixed(Verdict::Skip)) as Box<dyn Guardrail>),
-            ("p", Box::new(Fixed(Verdict::Pass(Rewrite::None))) as Box<dyn Guardrail>),
+            (
+                "p",
+                Box::new(Fixed(Verdict::Pass(Rewrite::None))) as Box<dyn Guardrail>,
+            ),
         ]));
         let mut last = step("p");
         last.on_pass = PipelineAction::Block;
-        let p = Pipeline { mode: PipelineMode::PreCall, steps: vec![step("s"), last] };
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: vec![step("s"), last],
+        };
         let r = execute(&p, &req("x"), &set, &ZeroClock);
         assert_eq!(r.steps[0].action, PipelineAction::Next);
         assert_eq!(r.terminal_action, TerminalAction::Block);
         assert_eq!(r.error_message, None);
-        assert!(step_is_detect_only(&Step { on_pass: PipelineAction::Next, on_fail: PipelineAction::Allow, ..step("x") }));
+        assert!(step_is_detect_only(&Step {
+            on_pass: PipelineAction::Next,
+            on_fail: PipelineAction::Allow,
+            ..step("x")
+        }));
         assert!(!step_is_detect_only(&step("x")));
     }
 }

@@ -42,7 +42,10 @@ impl ModelPattern {
     /// Compile a pattern.
     pub fn new(raw: &str) -> Self {
         let kind = match translate(raw) {
-            Ok(rust) => match regex::RegexBuilder::new(&rust).size_limit(SIZE_LIMIT).build() {
+            Ok(rust) => match regex::RegexBuilder::new(&rust)
+                .size_limit(SIZE_LIMIT)
+                .build()
+            {
                 Ok(re) => PatternKind::Regex(re),
                 Err(_) => PatternKind::Unsupported("the pattern is too large".to_string()),
             },
@@ -228,7 +231,9 @@ impl Parser<'_> {
             if s.is_empty() {
                 Ok(None)
             } else {
-                s.parse::<u64>().map(Some).map_err(|_| Problem::PythonInvalid)
+                s.parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| Problem::PythonInvalid)
             }
         };
         let lo_n = parse(&lo)?;
@@ -265,7 +270,9 @@ impl Parser<'_> {
                     if self.peek_at(1) == Some(':') {
                         self.pos += 2;
                     } else {
-                        return unsupported("a (?...) group other than (?:...) (named groups, lookaround, inline flags, comments)");
+                        return unsupported(
+                            "a (?...) group other than (?:...) (named groups, lookaround, inline flags, comments)",
+                        );
                     }
                 }
                 self.depth += 1;
@@ -284,7 +291,9 @@ impl Parser<'_> {
                 if self.only_group_ends_follow() {
                     Ok((r"\z".to_string(), Item::Anchor))
                 } else {
-                    unsupported("'$' followed by more pattern (Python's $ also matches before a final newline)")
+                    unsupported(
+                        "'$' followed by more pattern (Python's $ also matches before a final newline)",
+                    )
                 }
             }
             '\\' => Ok(match self.escape(false)? {
@@ -319,10 +328,22 @@ impl Parser<'_> {
         let set = |s: String| Ok(Escaped::Set(s));
         match c {
             'd' => set(r"\d".into()),
-            'D' => set(if in_class { r"[^\d]".into() } else { r"\D".into() }),
-            'w' => set(if in_class { PY_WORD.into() } else { format!("[{PY_WORD}]") }),
+            'D' => set(if in_class {
+                r"[^\d]".into()
+            } else {
+                r"\D".into()
+            }),
+            'w' => set(if in_class {
+                PY_WORD.into()
+            } else {
+                format!("[{PY_WORD}]")
+            }),
             'W' => set(format!("[^{PY_WORD}]")),
-            's' => set(if in_class { PY_WHITESPACE.into() } else { format!("[{PY_WHITESPACE}]") }),
+            's' => set(if in_class {
+                PY_WHITESPACE.into()
+            } else {
+                format!("[{PY_WHITESPACE}]")
+            }),
             'S' => set(format!("[^{PY_WHITESPACE}]")),
             'A' | 'Z' | 'B' if in_class => Err(Problem::PythonInvalid), // bad escape in a set
             'A' => Ok(Escaped::Anchor(r"\A".into())),
@@ -478,7 +499,10 @@ mod tests {
 
     #[test]
     fn python_invalid_patterns_are_literal_only() {
-        for p in ["(", "[", "*gpt", "gpt-(", "a{2,1}", "+x", "a**", ")", "\\", "[]", "[z-a]", r"\q", "a|*"] {
+        for p in [
+            "(", "[", "*gpt", "gpt-(", "a{2,1}", "+x", "a**", ")", "\\", "[]", "[z-a]", r"\q",
+            "a|*",
+        ] {
             assert_eq!(kind(p), "literal", "{p}");
             assert!(m(p, p), "{p} matches itself");
         }
@@ -487,7 +511,17 @@ mod tests {
 
     #[test]
     fn unsupported_constructs_are_named() {
-        for p in [r"(a)\1", "(?=a)a", "(?i)gpt", r"\bgpt", "a*+", "(?P<x>a)", "a${2}", r"\N{DASH}", "a{2000}"] {
+        for p in [
+            r"(a)\1",
+            "(?=a)a",
+            "(?i)gpt",
+            r"\bgpt",
+            "a*+",
+            "(?P<x>a)",
+            "a${2}",
+            r"\N{DASH}",
+            "a{2000}",
+        ] {
             assert_eq!(kind(p), "unsupported", "{p}");
         }
     }

@@ -13,8 +13,13 @@ use serde::Serialize;
 
 use super::condition::condition_holds;
 use super::inherit::resolve_policy;
-use super::model::{MatchContext, PipelineAction, PipelineMode, PolicyContent, PolicyMap, StepOutcome, TerminalAction};
-use super::pipeline::{Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, StepResult, Verdict, execute};
+use super::model::{
+    MatchContext, PipelineAction, PipelineMode, PolicyContent, PolicyMap, StepOutcome,
+    TerminalAction,
+};
+use super::pipeline::{
+    Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, StepResult, Verdict, execute,
+};
 use crate::api::{MockOutcome, TestSpec};
 
 /// Guardrails that run for real in tests (e.g. `litellm_content_filter` from the catalog).
@@ -83,9 +88,20 @@ struct TestGuardrails<'a> {
 
 impl<'a> TestGuardrails<'a> {
     fn new(provider: &'a dyn GuardrailProvider, test: &TestSpec, names: &BTreeSet<String>) -> Self {
-        let mocks = test.mocks.iter().map(|(k, v)| (k.clone(), Mock(*v, k.clone()))).collect();
-        let unmocked = names.iter().map(|n| (n.clone(), Unmocked(n.clone()))).collect();
-        TestGuardrails { provider, mocks, unmocked }
+        let mocks = test
+            .mocks
+            .iter()
+            .map(|(k, v)| (k.clone(), Mock(*v, k.clone())))
+            .collect();
+        let unmocked = names
+            .iter()
+            .map(|n| (n.clone(), Unmocked(n.clone())))
+            .collect();
+        TestGuardrails {
+            provider,
+            mocks,
+            unmocked,
+        }
     }
 }
 
@@ -113,7 +129,10 @@ pub fn run_tests(
 ) -> Vec<TestOutcome> {
     let mut map = others.clone();
     map.insert(policy.to_string(), content.clone());
-    tests.iter().map(|t| run_one(policy, content, t, &map, provider, clock)).collect()
+    tests
+        .iter()
+        .map(|t| run_one(policy, content, t, &map, provider, clock))
+        .collect()
 }
 
 fn run_one(
@@ -124,17 +143,31 @@ fn run_one(
     provider: &dyn GuardrailProvider,
     clock: &dyn Clock,
 ) -> TestOutcome {
-    let ctx = MatchContext { model: test.model.clone(), ..Default::default() };
+    let ctx = MatchContext {
+        model: test.model.clone(),
+        ..Default::default()
+    };
     let resolved = resolve_policy(policy, map, Some(&ctx));
-    let pipeline = content.pipeline.as_ref().filter(|_| condition_holds(content, &ctx));
-    let managed: BTreeSet<String> =
-        pipeline.map(|p| p.steps.iter().map(|s| s.guardrail.clone()).collect()).unwrap_or_default();
+    let pipeline = content
+        .pipeline
+        .as_ref()
+        .filter(|_| condition_holds(content, &ctx));
+    let managed: BTreeSet<String> = pipeline
+        .map(|p| p.steps.iter().map(|s| s.guardrail.clone()).collect())
+        .unwrap_or_default();
     let mut names: BTreeSet<String> = resolved.guardrails.iter().cloned().collect();
     names.extend(managed.iter().cloned());
     let guardrails = TestGuardrails::new(provider, test, &names);
     let request = Request {
         model: test.model.clone(),
-        messages: test.messages.iter().map(|m| Message { role: m.role.clone(), content: m.content.clone() }).collect(),
+        messages: test
+            .messages
+            .iter()
+            .map(|m| Message {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
+            .collect(),
         response: test.response.clone(),
     };
 
@@ -145,7 +178,10 @@ fn run_one(
     for name in resolved.guardrails.iter().filter(|g| !managed.contains(*g)) {
         let start = clock.seconds();
         let (outcome, detail) = match guardrails.find(name) {
-            None => (StepOutcome::Error, Some(format!("Guardrail '{name}' not found"))),
+            None => (
+                StepOutcome::Error,
+                Some(format!("Guardrail '{name}' not found")),
+            ),
             Some(g) => match g.check(provider.mode(name), &working) {
                 Verdict::Pass(Rewrite::None) | Verdict::Skip => (StepOutcome::Pass, None),
                 Verdict::Pass(Rewrite::Returned(r) | Rewrite::InPlace(r)) => {
@@ -160,7 +196,11 @@ fn run_one(
         steps.push(StepResult {
             guardrail: name.clone(),
             outcome,
-            action: if blocks { PipelineAction::Block } else { PipelineAction::Next },
+            action: if blocks {
+                PipelineAction::Block
+            } else {
+                PipelineAction::Next
+            },
             duration_seconds: ((clock.seconds() - start) * 10_000.0).round() / 10_000.0,
             detail: detail.clone(),
         });
@@ -184,7 +224,11 @@ fn run_one(
     let mut failures = Vec::new();
     let expect = &test.expect;
     if expect.action != action {
-        failures.push(format!("expected action {}, got {}", expect.action.as_str(), action.as_str()));
+        failures.push(format!(
+            "expected action {}, got {}",
+            expect.action.as_str(),
+            action.as_str()
+        ));
     }
     if let Some(want) = &expect.blocked_by
         && blocked_by.as_deref() != Some(want.as_str())
@@ -195,21 +239,39 @@ fn run_one(
         ));
     }
     if let Some(want) = &expect.message_contains
-        && !message.as_deref().is_some_and(|m| m.contains(want.as_str()))
+        && !message
+            .as_deref()
+            .is_some_and(|m| m.contains(want.as_str()))
     {
         failures.push(format!(
             "expected the message to contain {want:?}, got {}",
-            message.as_deref().map(|m| format!("{m:?}")).unwrap_or_else(|| "no message".into())
+            message
+                .as_deref()
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_else(|| "no message".into())
         ));
     }
     if let Some(want) = &expect.steps {
-        let got: Vec<(String, StepOutcome)> = steps.iter().map(|s| (s.guardrail.clone(), s.outcome)).collect();
-        let want_pairs: Vec<(String, StepOutcome)> = want.iter().map(|s| (s.guardrail.clone(), s.outcome)).collect();
+        let got: Vec<(String, StepOutcome)> = steps
+            .iter()
+            .map(|s| (s.guardrail.clone(), s.outcome))
+            .collect();
+        let want_pairs: Vec<(String, StepOutcome)> = want
+            .iter()
+            .map(|s| (s.guardrail.clone(), s.outcome))
+            .collect();
         if got != want_pairs {
             let show = |v: &[(String, StepOutcome)]| {
-                v.iter().map(|(g, o)| format!("{g}={}", o.as_str())).collect::<Vec<_>>().join(", ")
+                v.iter()
+                    .map(|(g, o)| format!("{g}={}", o.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            failures.push(format!("expected steps [{}], got [{}]", show(&want_pairs), show(&got)));
+            failures.push(format!(
+                "expected steps [{}], got [{}]",
+                show(&want_pairs),
+                show(&got)
+            ));
         }
     }
     TestOutcome {
@@ -237,14 +299,26 @@ mod tests {
         }
     }
 
-    fn test(mocks: &[(&str, MockOutcome)], action: TerminalAction, blocked_by: Option<&str>) -> TestSpec {
+    fn test(
+        mocks: &[(&str, MockOutcome)],
+        action: TerminalAction,
+        blocked_by: Option<&str>,
+    ) -> TestSpec {
         TestSpec {
             name: "t".into(),
             model: Some("gpt-4o".into()),
-            messages: vec![TestMessage { role: "user".into(), content: "hi".into() }],
+            messages: vec![TestMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
             response: None,
             mocks: mocks.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            expect: TestExpectation { action, blocked_by: blocked_by.map(Into::into), message_contains: None, steps: None },
+            expect: TestExpectation {
+                action,
+                blocked_by: blocked_by.map(Into::into),
+                message_contains: None,
+                steps: None,
+            },
         }
     }
 
@@ -254,8 +328,22 @@ mod tests {
             pipeline: Some(Pipeline {
                 mode: PipelineMode::PreCall,
                 steps: vec![
-                    Step { guardrail: "pii".into(), on_pass: PipelineAction::Next, on_fail: PipelineAction::Block, on_error: None, pass_data: true, modify_response_message: None },
-                    Step { guardrail: "inj".into(), on_pass: PipelineAction::Allow, on_fail: PipelineAction::ModifyResponse, on_error: None, pass_data: false, modify_response_message: Some("Refused".into()) },
+                    Step {
+                        guardrail: "pii".into(),
+                        on_pass: PipelineAction::Next,
+                        on_fail: PipelineAction::Block,
+                        on_error: None,
+                        pass_data: true,
+                        modify_response_message: None,
+                    },
+                    Step {
+                        guardrail: "inj".into(),
+                        on_pass: PipelineAction::Allow,
+                        on_fail: PipelineAction::ModifyResponse,
+                        on_error: None,
+                        pass_data: false,
+                        modify_response_message: Some("Refused".into()),
+                    },
                 ],
             }),
             ..Default::default()
@@ -264,11 +352,33 @@ mod tests {
 
     #[test]
     fn pipeline_with_mocks() {
-        let t = test(&[("pii", MockOutcome::Fail), ("inj", MockOutcome::Pass)], TerminalAction::Block, Some("pii"));
-        let r = run_tests("p", &content(), &[t], &PolicyMap::new(), &MocksOnly, &NoClock);
+        let t = test(
+            &[("pii", MockOutcome::Fail), ("inj", MockOutcome::Pass)],
+            TerminalAction::Block,
+            Some("pii"),
+        );
+        let r = run_tests(
+            "p",
+            &content(),
+            &[t],
+            &PolicyMap::new(),
+            &MocksOnly,
+            &NoClock,
+        );
         assert!(r[0].passed, "{:?}", r[0].failures);
-        let t = test(&[("pii", MockOutcome::Pass), ("inj", MockOutcome::Fail)], TerminalAction::ModifyResponse, Some("inj"));
-        let r = run_tests("p", &content(), &[t], &PolicyMap::new(), &MocksOnly, &NoClock);
+        let t = test(
+            &[("pii", MockOutcome::Pass), ("inj", MockOutcome::Fail)],
+            TerminalAction::ModifyResponse,
+            Some("inj"),
+        );
+        let r = run_tests(
+            "p",
+            &content(),
+            &[t],
+            &PolicyMap::new(),
+            &MocksOnly,
+            &NoClock,
+        );
         assert!(r[0].passed, "{:?}", r[0].failures);
         assert_eq!(r[0].message.as_deref(), Some("Refused"));
     }
@@ -276,20 +386,47 @@ mod tests {
     #[test]
     fn unmocked_guardrail_errors_with_a_message_and_fails_the_expectation() {
         let t = test(&[("inj", MockOutcome::Pass)], TerminalAction::Allow, None);
-        let r = run_tests("p", &content(), &[t], &PolicyMap::new(), &MocksOnly, &NoClock);
+        let r = run_tests(
+            "p",
+            &content(),
+            &[t],
+            &PolicyMap::new(),
+            &MocksOnly,
+            &NoClock,
+        );
         assert!(!r[0].passed);
         assert_eq!(r[0].steps[0].outcome, StepOutcome::Error);
-        assert!(r[0].steps[0].detail.as_deref().unwrap_or("").contains("add `mocks: {pii: pass|fail|error}`"));
+        assert!(
+            r[0].steps[0]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("add `mocks: {pii: pass|fail|error}`")
+        );
         assert_eq!(r[0].failures, vec!["expected action allow, got block"]);
     }
 
     #[test]
     fn without_pipeline_resolved_guardrails_run_independently() {
-        let parent = PolicyContent { add: vec!["base".into()], ..Default::default() };
-        let child = PolicyContent { inherit: Some("parent".into()), add: vec!["own".into()], ..Default::default() };
+        let parent = PolicyContent {
+            add: vec!["base".into()],
+            ..Default::default()
+        };
+        let child = PolicyContent {
+            inherit: Some("parent".into()),
+            add: vec!["own".into()],
+            ..Default::default()
+        };
         let others: PolicyMap = [("parent".to_string(), parent)].into();
-        let mut t = test(&[("own", MockOutcome::Pass), ("base", MockOutcome::Fail)], TerminalAction::Block, Some("base"));
-        t.expect.steps = Some(vec![ExpectedStep { guardrail: "base".into(), outcome: StepOutcome::Fail }]);
+        let mut t = test(
+            &[("own", MockOutcome::Pass), ("base", MockOutcome::Fail)],
+            TerminalAction::Block,
+            Some("base"),
+        );
+        t.expect.steps = Some(vec![ExpectedStep {
+            guardrail: "base".into(),
+            outcome: StepOutcome::Fail,
+        }]);
         let r = run_tests("child", &child, &[t], &others, &MocksOnly, &NoClock);
         assert!(r[0].passed, "{:?}", r[0].failures);
     }

@@ -75,7 +75,11 @@ pub const MAX_INHERITANCE_DEPTH: i32 = 100;
 
 /// LiteLLM's `validate_policies`, in the given policy order. `available` is the guardrail
 /// registry; an empty set skips every existence check, as LiteLLM does.
-pub fn validate_policies(order: &[String], policies: &PolicyMap, available: &BTreeSet<String>) -> Report {
+pub fn validate_policies(
+    order: &[String],
+    policies: &PolicyMap,
+    available: &BTreeSet<String>,
+) -> Report {
     let mut report = Report::default();
     for name in order {
         let Some(policy) = policies.get(name) else {
@@ -108,19 +112,15 @@ pub fn validate_policies(order: &[String], policies: &PolicyMap, available: &BTr
             for (i, step) in pipeline.steps.iter().enumerate() {
                 let g = &step.guardrail;
                 if !own.contains(g.as_str()) {
-                    report.errors.push(issue(
-                        name,
-                        ErrorType::InvalidGuardrail,
-                        format!("Pipeline step {i} guardrail '{g}' is not in the policy's guardrails.add list"),
-                        "pipeline.steps",
-                        Some(g),
-                    ));
+                    report.errors.push(step_not_in_add(name, i, g));
                 }
                 if !available.is_empty() && !available.contains(g) {
                     report.errors.push(issue(
                         name,
                         ErrorType::InvalidGuardrail,
-                        format!("Pipeline step {i} guardrail '{g}' not found in guardrail registry"),
+                        format!(
+                            "Pipeline step {i} guardrail '{g}' not found in guardrail registry"
+                        ),
                         "pipeline.steps",
                         Some(g),
                     ));
@@ -144,7 +144,9 @@ pub fn inheritance_issues(start: &str, policies: &PolicyMap) -> Vec<Issue> {
             return vec![issue(
                 current,
                 ErrorType::CircularInheritance,
-                format!("Inheritance chain too deep (exceeded max depth of {MAX_INHERITANCE_DEPTH})"),
+                format!(
+                    "Inheritance chain too deep (exceeded max depth of {MAX_INHERITANCE_DEPTH})"
+                ),
                 "inherit",
                 None,
             )];
@@ -155,7 +157,10 @@ pub fn inheritance_issues(start: &str, policies: &PolicyMap) -> Vec<Issue> {
             return vec![issue(
                 current,
                 ErrorType::CircularInheritance,
-                format!("Circular inheritance detected: {} -> {current}", visited.join(" -> ")),
+                format!(
+                    "Circular inheritance detected: {} -> {current}",
+                    visited.join(" -> ")
+                ),
                 "inherit",
                 None,
             )];
@@ -179,6 +184,33 @@ pub fn inheritance_issues(start: &str, policies: &PolicyMap) -> Vec<Issue> {
         current = parent;
         budget -= 1;
     }
+}
+
+fn step_not_in_add(name: &str, i: usize, g: &str) -> Issue {
+    issue(
+        name,
+        ErrorType::InvalidGuardrail,
+        format!("Pipeline step {i} guardrail '{g}' is not in the policy's guardrails.add list"),
+        "pipeline.steps",
+        Some(g),
+    )
+}
+
+/// Problems of a version's own content, independent of other objects: LiteLLM's rule that
+/// pipeline steps are in the policy's own `guardrails.add`, and the operator's regex rule.
+/// These keep a version in Draft; references to other objects only make promotion wait.
+pub fn content_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
+    let mut out = Vec::new();
+    if let Some(pipeline) = &policy.pipeline {
+        let own: HashSet<&str> = policy.add.iter().map(String::as_str).collect();
+        for (i, step) in pipeline.steps.iter().enumerate() {
+            if !own.contains(step.guardrail.as_str()) {
+                out.push(step_not_in_add(name, i, &step.guardrail));
+            }
+        }
+    }
+    out.extend(structural_issues(name, policy));
+    out
 }
 
 /// The operator's own rules on top of LiteLLM's (api.md §2): condition patterns must be
@@ -208,7 +240,13 @@ pub fn structural_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
     out
 }
 
-fn issue(policy: &str, error_type: ErrorType, message: String, field: &str, value: Option<&str>) -> Issue {
+fn issue(
+    policy: &str,
+    error_type: ErrorType,
+    message: String,
+    field: &str,
+    value: Option<&str>,
+) -> Issue {
     Issue {
         policy_name: policy.to_string(),
         error_type,
@@ -234,12 +272,18 @@ mod tests {
     use crate::engine::model::{Pipeline, PipelineAction, PipelineMode, Step};
 
     fn p(inherit: Option<&str>) -> PolicyContent {
-        PolicyContent { inherit: inherit.map(str::to_string), ..Default::default() }
+        PolicyContent {
+            inherit: inherit.map(str::to_string),
+            ..Default::default()
+        }
     }
 
     fn run(entries: Vec<(&str, PolicyContent)>, available: &[&str]) -> Report {
         let order: Vec<String> = entries.iter().map(|(n, _)| n.to_string()).collect();
-        let map: PolicyMap = entries.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+        let map: PolicyMap = entries
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect();
         let avail = available.iter().map(|s| s.to_string()).collect();
         validate_policies(&order, &map, &avail)
     }
@@ -258,10 +302,21 @@ mod tests {
 
     #[test]
     fn cycles_are_attributed_to_the_revisited_name() {
-        let r = run(vec![("a", p(Some("b"))), ("b", p(Some("a"))), ("c", p(Some("a")))], &[]);
+        let r = run(
+            vec![
+                ("a", p(Some("b"))),
+                ("b", p(Some("a"))),
+                ("c", p(Some("a"))),
+            ],
+            &[],
+        );
         let names: Vec<_> = r.errors.iter().map(|e| e.policy_name.as_str()).collect();
         assert_eq!(names, vec!["a", "b", "a"]);
-        assert!(r.errors.iter().all(|e| e.error_type == ErrorType::CircularInheritance));
+        assert!(
+            r.errors
+                .iter()
+                .all(|e| e.error_type == ErrorType::CircularInheritance)
+        );
         let r = run(vec![("s", p(Some("s")))], &[]);
         assert_eq!(r.errors[0].message, "Circular inheritance detected: s -> s");
     }
@@ -272,7 +327,13 @@ mod tests {
             let entries: Vec<(String, PolicyContent)> = (0..len)
                 .map(|i| {
                     let parent = (i + 1 < len).then(|| format!("p{}", i + 1));
-                    (format!("p{i}"), PolicyContent { inherit: parent, ..Default::default() })
+                    (
+                        format!("p{i}"),
+                        PolicyContent {
+                            inherit: parent,
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect();
             let order: Vec<String> = entries.iter().map(|(n, _)| n.clone()).collect();
@@ -289,7 +350,11 @@ mod tests {
 
     #[test]
     fn guardrail_existence_and_pipeline_membership() {
-        let mut pol = PolicyContent { add: vec!["a".into(), "x".into()], remove: vec!["y".into()], ..Default::default() };
+        let mut pol = PolicyContent {
+            add: vec!["a".into(), "x".into()],
+            remove: vec!["y".into()],
+            ..Default::default()
+        };
         pol.pipeline = Some(Pipeline {
             mode: PipelineMode::PreCall,
             steps: vec![Step {
@@ -311,7 +376,10 @@ mod tests {
                 "Pipeline step 0 guardrail 'inherited' not found in guardrail registry",
             ]
         );
-        assert_eq!(r.warnings[0].message, "Guardrail 'y' in remove list not found in guardrail registry");
+        assert_eq!(
+            r.warnings[0].message,
+            "Guardrail 'y' in remove list not found in guardrail registry"
+        );
         // No registry: existence checks skipped; membership still checked.
         let r = run(vec![("p", pol)], &[]);
         assert_eq!(r.errors.len(), 1);

@@ -1,0 +1,170 @@
+//! The command line (api.md §7).
+
+pub mod manifests;
+pub mod resolve;
+pub mod validate;
+
+use std::collections::BTreeSet;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::catalog::Catalog;
+
+/// Manage LiteLLM guardrail policies as Kubernetes resources.
+#[derive(Debug, Parser)]
+#[command(name = "guardrail-operator", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions generated from the Rust types (what crds/ holds).
+    Crds(CrdsArgs),
+    /// Validate manifests offline: schema, content rules and LiteLLM's validation of the
+    /// policies that ask for production.
+    Validate(ValidateArgs),
+    /// Show what applies to a request: matched policies (in LiteLLM's order, with the reason)
+    /// and the effective guardrails, from the state the controller converges to.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into this directory instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<String>,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// Where the objects come from.
+#[derive(Debug, Args)]
+pub struct Inputs {
+    /// A manifest file or directory (multi-document YAML); repeatable; `-` reads stdin.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    /// Recurse into sub-directories of directories given with -f.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Namespace to evaluate (objects without one are in `default`); needed when the objects
+    /// are in several namespaces.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// The guardrail catalog: LiteLLM's `guardrails:` list (a YAML file).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Team alias of the request (an empty value is the empty string; absent is null).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Key alias of the request.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Model of the request, as the client sent it.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A request tag; repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// A CLI failure: the message is printed on stderr and the process exits with `code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+}
+
+/// Read `--catalog`.
+pub fn read_catalog(path: Option<&str>) -> Result<Option<Catalog>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("--catalog {path}: cannot read: {e}")))?;
+    let value: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|e| Failure::usage(format!("--catalog {path}: not valid YAML: {e}")))?;
+    // A ConfigMap holding the list under a data key is accepted too.
+    let value = match value.pointer("/data") {
+        Some(serde_json::Value::Object(data))
+            if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") =>
+        {
+            let inner = data.values().next().and_then(|v| v.as_str()).unwrap_or("");
+            serde_saphyr::from_str(inner).map_err(|e| {
+                Failure::usage(format!(
+                    "--catalog {path}: the ConfigMap's data is not valid YAML: {e}"
+                ))
+            })?
+        }
+        _ => value,
+    };
+    Catalog::from_value(&value)
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("--catalog {path}: {e}")))
+}
+
+/// Catalog names, for existence checks.
+pub fn catalog_names(c: &Option<Catalog>) -> Option<BTreeSet<String>> {
+    c.as_ref().map(Catalog::names)
+}
+
+/// `crds`.
+pub fn crds(args: &CrdsArgs) -> Result<(), Failure> {
+    let docs = crate::api::crds_yaml().map_err(|e| Failure {
+        message: format!("cannot render the CRDs: {e}"),
+        code: 1,
+    })?;
+    match &args.dir {
+        None => {
+            let joined: Vec<String> = docs.into_iter().map(|(_, y)| y).collect();
+            print!("{}", joined.join("---\n"));
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Failure {
+                message: format!("{dir}: {e}"),
+                code: 1,
+            })?;
+            for (stem, yaml) in docs {
+                let path = format!("{dir}/{stem}.yaml");
+                std::fs::write(&path, yaml).map_err(|e| Failure {
+                    message: format!("{path}: {e}"),
+                    code: 1,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
