@@ -7,13 +7,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use guardrail_operator::engine::attach::{matched_policies, MatchedPolicy};
+use guardrail_operator::engine::attach::{MatchedPolicy, matched_policies};
 use guardrail_operator::engine::inherit::resolve_policy;
-use guardrail_operator::engine::litellm::{parse_attachment, parse_pipeline, parse_policy, pipeline_to_json};
+use guardrail_operator::engine::litellm::{
+    parse_attachment, parse_pipeline, parse_policy, pipeline_to_json,
+};
 use guardrail_operator::engine::model::{Attachment, MatchContext, PipelineMode, PolicyMap};
-use guardrail_operator::engine::pipeline::{execute, Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, Verdict};
-use guardrail_operator::engine::validate::{validate_policies, ErrorType, Issue};
-use serde_json::{json, Value};
+use guardrail_operator::engine::pipeline::{
+    Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, Verdict, execute,
+};
+use guardrail_operator::engine::validate::{ErrorType, Issue, validate_policies};
+use serde_json::{Value, json};
 
 fn cases_path() -> String {
     std::env::var("CONFORMANCE_CASES").unwrap_or_else(|_| {
@@ -40,7 +44,11 @@ fn issue_json(i: &Issue) -> Value {
 
 /// Circular-inheritance messages join a Python set, so their text is compared without it.
 fn normalise_issue(mut v: Value) -> Value {
-    if v["error_type"] == "circular_inheritance" && v["message"].as_str().is_some_and(|m| m.starts_with("Circular")) {
+    if v["error_type"] == "circular_inheritance"
+        && v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Circular"))
+    {
         v["message"] = json!("Circular inheritance detected: <path>");
     }
     v
@@ -52,12 +60,21 @@ fn ctx_from(v: &Value) -> MatchContext {
         team_alias: s("team_alias"),
         key_alias: s("key_alias"),
         model: s("model"),
-        tags: v["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()),
+        tags: v["tags"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        }),
     }
 }
 
 fn sorted(v: &Value) -> Value {
-    let mut items: Vec<String> = v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+    let mut items: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect();
     items.sort();
     json!(items)
 }
@@ -79,7 +96,11 @@ fn check_policy_case(case: &Value, f: &mut Failures) {
     }
     let expected = &case["validation"];
     let expected_errors: Vec<Value> = expected["errors"].as_array().cloned().unwrap_or_default();
-    if !syntax.is_empty() || expected_errors.iter().any(|e| e["error_type"] == "invalid_syntax") {
+    if !syntax.is_empty()
+        || expected_errors
+            .iter()
+            .any(|e| e["error_type"] == "invalid_syntax")
+    {
         let theirs: Vec<Value> = expected_errors
             .iter()
             .map(|e| json!({"policy_name": e["policy_name"], "error_type": e["error_type"]}))
@@ -93,18 +114,45 @@ fn check_policy_case(case: &Value, f: &mut Failures) {
             .filter_map(|g| g.as_str().map(str::to_string))
             .collect();
         let report = validate_policies(&order, &map, &available);
-        let ours: Vec<Value> = report.errors.iter().map(issue_json).map(normalise_issue).collect();
+        let ours: Vec<Value> = report
+            .errors
+            .iter()
+            .map(issue_json)
+            .map(normalise_issue)
+            .collect();
         let theirs: Vec<Value> = expected_errors.into_iter().map(normalise_issue).collect();
         f.check(id, "validation errors", json!(ours), json!(theirs), case);
         let ours: Vec<Value> = report.warnings.iter().map(issue_json).collect();
-        f.check(id, "validation warnings", json!(ours), expected["warnings"].clone(), case);
-        f.check(id, "valid", json!(report.valid()), expected["valid"].clone(), case);
+        f.check(
+            id,
+            "validation warnings",
+            json!(ours),
+            expected["warnings"].clone(),
+            case,
+        );
+        f.check(
+            id,
+            "valid",
+            json!(report.valid()),
+            expected["valid"].clone(),
+            case,
+        );
     }
 
-    let attachments: Result<Vec<Attachment>, String> =
-        case["attachments"].as_array().into_iter().flatten().map(parse_attachment).collect();
+    let attachments: Result<Vec<Attachment>, String> = case["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(parse_attachment)
+        .collect();
     let load_failed = !syntax.is_empty() || attachments.is_err();
-    f.check(id, "load error", json!(load_failed), json!(!case["load_error"].is_null()), case);
+    f.check(
+        id,
+        "load error",
+        json!(load_failed),
+        json!(!case["load_error"].is_null()),
+        case,
+    );
     let Ok(attachments) = attachments else { return };
     if load_failed || !case["load_error"].is_null() {
         return;
@@ -113,7 +161,10 @@ fn check_policy_case(case: &Value, f: &mut Failures) {
     let mut no_ctx = serde_json::Map::new();
     for name in &order {
         let r = resolve_policy(name, &map, None);
-        no_ctx.insert(name.clone(), json!({"guardrails": r.guardrails, "inheritance_chain": r.inheritance_chain}));
+        no_ctx.insert(
+            name.clone(),
+            json!({"guardrails": r.guardrails, "inheritance_chain": r.inheritance_chain}),
+        );
     }
     let theirs_no_ctx: serde_json::Map<String, Value> = case["no_context"]
         .as_object()
@@ -121,25 +172,54 @@ fn check_policy_case(case: &Value, f: &mut Failures) {
         .flatten()
         .map(|(k, v)| (k.clone(), json!({"guardrails": sorted(&v["guardrails"]), "inheritance_chain": v["inheritance_chain"]})))
         .collect();
-    f.check(id, "resolution without context", Value::Object(no_ctx), Value::Object(theirs_no_ctx), case);
+    f.check(
+        id,
+        "resolution without context",
+        Value::Object(no_ctx),
+        Value::Object(theirs_no_ctx),
+        case,
+    );
 
-    for (i, c) in case["contexts"].as_array().into_iter().flatten().enumerate() {
+    for (i, c) in case["contexts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let ctx = ctx_from(&c["context"]);
         let what = |s: &str| format!("context #{i} {}: {s}", c["context"]);
         let matched = matched_policies(&attachments, &map, &ctx);
-        let ours: Vec<Value> = matched.iter().map(|m| json!({"policy_name": m.policy_name, "matched_via": m.matched_via})).collect();
-        f.check(id, &what("matched policies"), json!(ours), c["matched"].clone(), case);
+        let ours: Vec<Value> = matched
+            .iter()
+            .map(|m| json!({"policy_name": m.policy_name, "matched_via": m.matched_via}))
+            .collect();
+        f.check(
+            id,
+            &what("matched policies"),
+            json!(ours),
+            c["matched"].clone(),
+            case,
+        );
 
         let mut effective = BTreeSet::new();
         for MatchedPolicy { policy_name, .. } in &matched {
             effective.extend(resolve_policy(policy_name, &map, Some(&ctx)).guardrails);
         }
-        f.check(id, &what("effective guardrails"), json!(effective), sorted(&c["effective_guardrails"]), case);
+        f.check(
+            id,
+            &what("effective guardrails"),
+            json!(effective),
+            sorted(&c["effective_guardrails"]),
+            case,
+        );
 
         let mut per = serde_json::Map::new();
         for name in &order {
             let r = resolve_policy(name, &map, Some(&ctx));
-            per.insert(name.clone(), json!({"guardrails": r.guardrails, "inheritance_chain": r.inheritance_chain}));
+            per.insert(
+                name.clone(),
+                json!({"guardrails": r.guardrails, "inheritance_chain": r.inheritance_chain}),
+            );
         }
         let theirs: serde_json::Map<String, Value> = c["policies"]
             .as_object()
@@ -147,7 +227,13 @@ fn check_policy_case(case: &Value, f: &mut Failures) {
             .flatten()
             .map(|(k, v)| (k.clone(), json!({"guardrails": sorted(&v["guardrails"]), "inheritance_chain": v["inheritance_chain"]})))
             .collect();
-        f.check(id, &what("per-policy resolution"), Value::Object(per), Value::Object(theirs), case);
+        f.check(
+            id,
+            &what("per-policy resolution"),
+            Value::Object(per),
+            Value::Object(theirs),
+            case,
+        );
 
         // Pipelines: each matched policy's own pipeline when its own condition holds.
         let ours: Vec<Value> = matched
@@ -185,9 +271,20 @@ struct Stub {
 
 impl Guardrail for Stub {
     fn check(&self, _mode: PipelineMode, request: &Request) -> Verdict {
-        let text = request.messages.last().map(|m| m.content.as_str()).unwrap_or("");
-        let triggered = self.fail_if_contains.as_deref().is_none_or(|needle| text.contains(needle));
-        let outcome = if triggered { self.outcome.as_str() } else { "pass" };
+        let text = request
+            .messages
+            .last()
+            .map(|m| m.content.as_str())
+            .unwrap_or("");
+        let triggered = self
+            .fail_if_contains
+            .as_deref()
+            .is_none_or(|needle| text.contains(needle));
+        let outcome = if triggered {
+            self.outcome.as_str()
+        } else {
+            "pass"
+        };
         let detail = self.detail.clone().unwrap_or_default();
         match outcome {
             "fail" => Verdict::Fail(detail),
@@ -226,7 +323,9 @@ fn check_pipeline_case(case: &Value, f: &mut Failures) {
     let pipeline = match parse_pipeline(&json!({"mode": case["mode"], "steps": case["steps"]})) {
         Ok(p) => p,
         Err(e) => {
-            f.0.push(format!("{id}: our parser refused the pipeline: {e}\n  case: {case}"));
+            f.0.push(format!(
+                "{id}: our parser refused the pipeline: {e}\n  case: {case}"
+            ));
             return;
         }
     };
@@ -237,17 +336,25 @@ fn check_pipeline_case(case: &Value, f: &mut Failures) {
             .into_iter()
             .flatten()
             .map(|(name, g)| {
-                (name.clone(), Stub {
-                    outcome: s(&g["outcome"]).unwrap_or_default(),
-                    detail: s(&g["detail"]),
-                    rewrite: s(&g["rewrite"]),
-                    fail_if_contains: s(&g["fail_if_contains"]),
-                })
+                (
+                    name.clone(),
+                    Stub {
+                        outcome: s(&g["outcome"]).unwrap_or_default(),
+                        detail: s(&g["detail"]),
+                        rewrite: s(&g["rewrite"]),
+                        fail_if_contains: s(&g["fail_if_contains"]),
+                    },
+                )
             })
             .collect(),
     );
-    let messages: Vec<Message> = serde_json::from_value(case["messages"].clone()).expect("messages");
-    let request = Request { model: Some("gpt-4o".into()), messages, response: None };
+    let messages: Vec<Message> =
+        serde_json::from_value(case["messages"].clone()).expect("messages");
+    let request = Request {
+        model: Some("gpt-4o".into()),
+        messages,
+        response: None,
+    };
     let result = execute(&pipeline, &request, &stubs, &NoClock);
     let exp = &case["expected"];
     let ours = json!({
@@ -267,10 +374,17 @@ fn engine_agrees_with_litellm_1_110_2() {
     let path = cases_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let doc: Value = serde_json::from_str(&text).expect("cases file is JSON");
-    assert_eq!(doc["litellm_version"], "1.110.2", "the oracle must be litellm 1.110.2");
+    assert_eq!(
+        doc["litellm_version"], "1.110.2",
+        "the oracle must be litellm 1.110.2"
+    );
     let cases = doc["cases"].as_array().expect("cases");
     let pipes = doc["pipeline_cases"].as_array().expect("pipeline_cases");
-    assert!(cases.len() >= 1000, "at least 1,000 cases are required, got {}", cases.len());
+    assert!(
+        cases.len() >= 1000,
+        "at least 1,000 cases are required, got {}",
+        cases.len()
+    );
     let mut f = Failures(Vec::new());
     for c in cases {
         check_policy_case(c, &mut f);
@@ -281,8 +395,19 @@ fn engine_agrees_with_litellm_1_110_2() {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     counts.insert("policy cases", cases.len());
     counts.insert("pipeline cases", pipes.len());
-    counts.insert("contexts", cases.iter().map(|c| c["contexts"].as_array().map_or(0, Vec::len)).sum());
-    eprintln!("conformance: {counts:?}, seeds from {} (count {}), {} disagreement(s)", doc["seed_start"], doc["count"], f.0.len());
+    counts.insert(
+        "contexts",
+        cases
+            .iter()
+            .map(|c| c["contexts"].as_array().map_or(0, Vec::len))
+            .sum(),
+    );
+    eprintln!(
+        "conformance: {counts:?}, seeds from {} (count {}), {} disagreement(s)",
+        doc["seed_start"],
+        doc["count"],
+        f.0.len()
+    );
     let _ = ErrorType::InvalidSyntax;
     if !f.0.is_empty() {
         let shown: Vec<&String> = f.0.iter().take(15).collect();
@@ -290,7 +415,11 @@ fn engine_agrees_with_litellm_1_110_2() {
             "{} disagreement(s) with litellm 1.110.2 (first {} shown; regenerate a case with `oracle.py --seed-start <seed> --count 1`):\n\n{}",
             f.0.len(),
             shown.len(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n\n")
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
         );
     }
 }

@@ -1,0 +1,304 @@
+//! The command line on the example repository and on broken inputs, through the real binary.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run guardrail-operator")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(args: &[&str]) -> Value {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("json output")
+}
+
+const REPO: &str = "examples/policy-repo";
+const CATALOG: &str = "examples/policy-repo/00-catalog.yaml";
+
+#[test]
+fn validate_accepts_the_example_repository() {
+    let o = run(&["validate", "-f", REPO, "--catalog", CATALOG]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with(
+        "valid: 4 Policy, 5 PolicyVersion, 5 PolicyAttachment; 0 error(s), 0 warning(s)"
+    ));
+}
+
+#[test]
+fn validate_names_file_document_object_field_and_fix() {
+    let o = run(&["validate", "-f", "examples/broken/bad-schema.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for expected in [
+        "error: examples/broken/bad-schema.yaml (document 1): PolicyVersion llm-gateway/typo-v1: spec.version: must be greater than or equal to 1",
+        "error: examples/broken/bad-schema.yaml (document 1): PolicyVersion llm-gateway/typo-v1: spec.guardrails.ad: unknown field (check the spelling; see `kubectl explain`)",
+        "error: examples/broken/bad-schema.yaml (document 1): PolicyVersion llm-gateway/typo-v1: spec.pipeline.mode: unsupported value \"during_call\"; supported values: \"pre_call\", \"post_call\"",
+        "error: examples/broken/bad-schema.yaml (document 1): PolicyVersion llm-gateway/typo-v1: spec.pipeline.steps: must have at least 1 item(s)",
+    ] {
+        assert!(
+            out.contains(expected),
+            "missing line:\n{expected}\n--- got:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn validate_reports_content_cycles_duplicates_and_unsupported_regex() {
+    let v = {
+        let o = run(&[
+            "validate",
+            "-f",
+            "examples/broken/bad-content.yaml",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        serde_json::from_slice::<Value>(&o.stdout).expect("json")
+    };
+    assert_eq!(v["valid"], false);
+    let errors: Vec<(String, String, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["field"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |name: &str, field: &str, needle: &str| {
+        errors
+            .iter()
+            .any(|(n, f, m)| n == name && f == field && m.contains(needle))
+    };
+    assert!(
+        has(
+            "loop-a-v1",
+            "spec.pipeline.steps",
+            "Pipeline step 0 guardrail 'not-added' is not in the policy's guardrails.add list"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        has(
+            "loop-a-v1",
+            "spec.condition.model",
+            "'(?i)gpt-.*' uses a (?...) group"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        has(
+            "loop-b-v1-again",
+            "spec.version",
+            "is also defined by PolicyVersion 'loop-b-v1'"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        has("loop-a-v1", "spec.inherit", "Circular inheritance detected"),
+        "{errors:?}"
+    );
+    assert!(
+        has("loop-b-v1", "spec.inherit", "Circular inheritance detected"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn validate_warns_about_references_that_may_arrive_later() {
+    let o = run(&[
+        "validate",
+        "-f",
+        "examples/policy-repo/20-research-team.yaml",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "warnings do not fail: {}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains(
+        "warning: examples/policy-repo/20-research-team.yaml (document 2): PolicyVersion llm-gateway/research-v1: spec.inherit: Parent policy 'org-baseline' not found (LiteLLM: invalid_inheritance)"
+    ), "{}", stdout(&o));
+}
+
+#[test]
+fn resolve_matches_litellm_order_reasons_and_union() {
+    let v = json(&[
+        "resolve",
+        "-f",
+        REPO,
+        "--team",
+        "research-nlp",
+        "--model",
+        "claude-3-opus",
+        "--tag",
+        "external",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        v["effectiveGuardrails"],
+        serde_json::json!([
+            "audit-logger",
+            "legacy-filter",
+            "pii-blocker",
+            "prompt-injection",
+            "toxicity-filter"
+        ])
+    );
+    let matched: Vec<(&str, &str)> = v["matchedPolicies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["policyName"].as_str().unwrap(),
+                m["matchedVia"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        matched,
+        vec![
+            ("research", "team:research-nlp"),
+            ("org-baseline", "scope:*"),
+            ("claude-audit", "tag:external")
+        ]
+    );
+    // The research policy removes legacy-filter, but the baseline is attached too: union.
+    assert_eq!(
+        v["matchedPolicies"][0]["guardrailsAdded"],
+        serde_json::json!(["pii-blocker", "prompt-injection", "toxicity-filter"])
+    );
+}
+
+#[test]
+fn resolve_model_condition_and_defaults() {
+    // claude-audit's condition does not match gpt-4o, so the tag attachment does not apply.
+    let v = json(&[
+        "resolve", "-f", REPO, "--model", "gpt-4o", "--tag", "external", "-o", "json",
+    ]);
+    let names: Vec<&str> = v["matchedPolicies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["policyName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["org-baseline"]);
+    let v = json(&[
+        "resolve",
+        "-f",
+        REPO,
+        "--key",
+        "partner-acme",
+        "--model",
+        "gpt-4o",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        v["matchedPolicies"][0]["matchedVia"],
+        "key:partner-acme+model:gpt-4o"
+    );
+}
+
+#[test]
+fn resolve_reads_stdin_and_refuses_ambiguous_namespaces() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+        .args(["resolve", "-f", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let manifest = std::fs::read_to_string(format!(
+        "{}/{REPO}/10-org-baseline.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), manifest.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["matchedPolicies"][0]["matchedVia"], "scope:*");
+
+    let dir = std::env::temp_dir().join(format!("go-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = manifest.replace("namespace: llm-gateway", "namespace: other");
+    std::fs::write(dir.join("a.yaml"), &manifest).unwrap();
+    std::fs::write(dir.join("b.yaml"), other).unwrap();
+    let o = run(&["resolve", "-f", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "the objects are in several namespaces (llm-gateway, other); pick one with -n/--namespace"
+    ));
+    let o = run(&[
+        "resolve",
+        "-f",
+        dir.to_str().unwrap(),
+        "-n",
+        "other",
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_directory_needs_recursion_only_for_subdirectories() {
+    let o = run(&["validate", "-f", "examples"]);
+    // examples/ has no YAML at its top level: nothing is read without -R.
+    assert!(
+        stdout(&o).contains("0 Policy, 0 PolicyVersion, 0 PolicyAttachment"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["validate", "-R", "-f", "examples"]);
+    assert!(
+        !stdout(&o).contains("0 Policy, 0 PolicyVersion"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn crds_prints_what_crds_dir_holds() {
+    let o = run(&["crds"]);
+    assert!(o.status.success());
+    let printed = stdout(&o);
+    for f in ["policies", "policyversions", "policyattachments"] {
+        let on_disk =
+            std::fs::read_to_string(format!("{}/crds/{f}.yaml", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        assert!(
+            printed.contains(&on_disk),
+            "crds/{f}.yaml is not what `crds` prints"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_command() {
+    let o = run(&["--help"]);
+    let help = stdout(&o);
+    for cmd in ["crds", "validate", "resolve"] {
+        assert!(help.contains(cmd), "--help does not mention {cmd}");
+    }
+}
