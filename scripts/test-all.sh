@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The README's test command (what .ci/run runs): builds what the tests need, starts the real
+# test control plane, and runs every test. Safe on a fresh machine: it installs nothing by
+# hand and caches builds outside the repository.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n==> %s\n' "$*" >&2; }
+for tool in go cargo python3 kubectl git; do
+  command -v "$tool" >/dev/null || { echo "test-all: $tool is required but not on PATH" >&2; exit 1; }
+done
+
+# Go first: on 2 cores, go and rustc slow each other badly.
+step "test control plane binary (kube-apiserver 1.37 + etcd, built from Go modules, cached)"
+TESTCP_BIN=$(scripts/testcp-build.sh); export TESTCP_BIN
+step "helm (from its Go module, cached)"
+HELM=$(scripts/helm-build.sh); export HELM
+step "litellm 1.110.2 oracle (PyPI, cached venv)"
+tests/conformance/setup-oracle.sh >/dev/null
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "compile every test target"
+cargo test --all-features --no-run
+
+step "differential conformance against litellm 1.110.2"
+scripts/conformance.sh 1 "${CONFORMANCE_COUNT:-2000}"
+
+step "start the test control plane"
+up=$(scripts/testcp-up.sh)          # a plain assignment, so set -e sees a failure
+eval "$up"
+trap 'rc=$?; [ "$rc" -eq 0 ] || tail -n 80 "$TESTCP_DIR/testcp.log" >&2 || true; scripts/testcp-down.sh || true; exit "$rc"' EXIT
+
+step "unit, CLI, property and control-plane tests"
+cargo test --features testcp
