@@ -1,4 +1,5 @@
 //! The engine stays pure: no Kubernetes client, runtime, async runtime or network.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[test]
 fn engine_uses_no_client_runtime_or_io() {

@@ -1,4 +1,5 @@
 //! The command line on the example repository and on broken inputs, through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
 

@@ -1,4 +1,5 @@
 //! Property tests for the engine's algebra.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,6 +3,10 @@
 //! The CRD YAML in `crds/` is generated from these types (`guardrail-operator crds`); a test fails
 //! when the two drift.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` per column, which clippy mistakes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod conditions;
 pub mod labels;
 pub mod policy;

@@ -127,9 +127,7 @@ pub fn decide(
                     "PolicyVersion '{}' already has version {} of policy '{}'; this object never leaves Draft. Delete it or give it an unused spec.version",
                     versions[keeper].name, v.version, v.policy
                 )))
-            } else if v.desired == Stage::Draft {
-                None
-            } else if matches!(v.previous, Some(Stage::Published | Stage::Production)) {
+            } else if v.desired == Stage::Draft || matches!(v.previous, Some(Stage::Published | Stage::Production)) {
                 None
             } else if let Err(e) = &v.content {
                 Some(Blocked::Invalid(e.clone()))

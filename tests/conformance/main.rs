@@ -4,6 +4,7 @@
 //! test feeds the same inputs to our engine and fails on any disagreement, printing each case
 //! as a minimal reproducer (its seed regenerates it). Run through `scripts/conformance.sh`,
 //! which builds the oracle and sets `CONFORMANCE_CASES`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
