@@ -6,6 +6,7 @@ use guardrail_operator::cli::{self, Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => cli::run::run(args),
         Command::Crds(args) => cli::crds(args).map(|()| 0),
         Command::Validate(args) => cli::validate::run(args),
         Command::Resolve(args) => cli::resolve::run(args),

@@ -2,6 +2,7 @@
 
 pub mod manifests;
 pub mod resolve;
+pub mod run;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -20,6 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller: status, lifecycle and the gateway ConfigMaps (with metrics, health
+    /// probes and leader election).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types (what crds/ holds).
     Crds(CrdsArgs),
     /// Validate manifests offline: schema, content rules and LiteLLM's validation of the
@@ -28,6 +32,62 @@ pub enum Command {
     /// Show what applies to a request: matched policies (in LiteLLM's order, with the reason)
     /// and the effective guardrails, from the state the controller converges to.
     Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the gateway bundle ConfigMap written in each namespace.
+    #[arg(
+        long,
+        default_value = "guardrail-gateway-config",
+        env = "GATEWAY_BUNDLE_NAME"
+    )]
+    pub bundle_name: String,
+    /// Name of the guardrail catalog ConfigMap (LiteLLM's `guardrails:` list under the key
+    /// guardrails.yaml) read in each namespace; without it guardrail names are not checked.
+    #[arg(long, env = "GUARDRAIL_CATALOG")]
+    pub catalog_configmap: Option<String>,
+    /// Deployment (in the same namespace) whose pod template gets the bundle hash when the
+    /// bundle changes, so the gateway restarts with it.
+    #[arg(long, env = "GATEWAY_DEPLOYMENT")]
+    pub gateway_deployment: Option<String>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease so several replicas are safe.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "guardrail-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Identity in the Lease (default: $POD_NAME, else hostname and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Lease duration in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Milliseconds to wait after a change before reconciling (batches bursts of changes).
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Seconds between full resyncs.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", env = "LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

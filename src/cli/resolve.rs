@@ -27,6 +27,7 @@ pub fn answer(args: &ResolveArgs) -> Result<Resolution, Failure> {
             provider: &MocksOnly,
             clock: &clock,
             run_all_tests: false,
+            known_verdict: None,
         },
     );
     let ctx = MatchContext {

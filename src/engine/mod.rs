@@ -5,6 +5,7 @@
 //! every rule.
 
 pub mod attach;
+pub mod bundle;
 pub mod catalog;
 pub mod condition;
 pub mod convert;
@@ -18,5 +19,6 @@ pub mod namespace;
 pub mod pipeline;
 pub mod pyregex;
 pub mod schema;
+pub mod status;
 pub mod testing;
 pub mod validate;

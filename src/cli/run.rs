@@ -1,0 +1,74 @@
+//! `run`: start the controller.
+
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+
+use super::{Failure, LogFormat, RunArgs};
+use crate::controller::{self, Config, LeaseOptions, RunOptions};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,kube_lease_manager=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// `run`.
+pub fn run(args: &RunArgs) -> Result<i32, Failure> {
+    init_logging(args.log_format);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "local".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let opts = RunOptions {
+        config: Config {
+            bundle_name: args.bundle_name.clone(),
+            catalog_name: args.catalog_configmap.clone(),
+            gateway_deployment: args.gateway_deployment.clone(),
+        },
+        namespace: args.namespace.clone(),
+        http_addr: args.http_addr,
+        lease: args.leader_elect.then(|| LeaseOptions {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            identity,
+            duration_seconds: args.lease_seconds,
+        }),
+        debounce: Duration::from_millis(args.debounce_ms),
+        resync: Duration::from_secs(args.resync_seconds),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            message: format!("cannot start the async runtime: {e}"),
+            code: 1,
+        })?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default().await.map_err(|e| Failure {
+            message: format!(
+                "cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {e}"
+            ),
+            code: 1,
+        })?;
+        controller::run(client, opts, None)
+            .await
+            .map_err(|e| Failure {
+                message: e.to_string(),
+                code: 1,
+            })
+    })?;
+    Ok(0)
+}

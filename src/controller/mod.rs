@@ -1,0 +1,472 @@
+//! `guardrail-operator run`: the controller.
+//!
+//! Production selection is a fixpoint over all policies of a namespace (api.md §3), so the unit
+//! of work is the namespace: kube-runtime reflectors cache Policies, PolicyVersions,
+//! PolicyAttachments and the ConfigMaps we own or read (the guardrail catalog); any change queues
+//! its namespace; a worker reconciles queued namespaces (debounced, with backoff on errors), but
+//! only while this replica holds the leader lease. Every decision comes from `crate::engine`.
+
+pub mod http;
+pub mod metrics;
+pub mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::{error, info, warn};
+
+use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::api::{Policy, PolicyAttachment, PolicyVersion};
+use crate::engine::testing::{GuardrailProvider, MocksOnly};
+use metrics::{ErrorLabels, Metrics};
+pub use reconcile::Config;
+use reconcile::Context;
+
+/// Controller errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write {what}: {source}")]
+    Write {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the CRDs are not installed or not readable ({0}); install crds/ (or the Helm chart) first"
+    )]
+    CrdsMissing(kube::Error),
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("leader election: {0}")]
+    Lease(String),
+}
+
+impl Error {
+    /// Static label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Write {
+                source: kube::Error::Api(s),
+                ..
+            } if s.is_conflict() => "conflict",
+            Error::Write {
+                source: kube::Error::Api(s),
+                ..
+            } if s.is_forbidden() => "forbidden",
+            Error::Write { .. } => "write",
+            Error::CrdsMissing(_) => "crds_missing",
+            Error::Client(_) => "client",
+            Error::Lease(_) => "lease",
+        }
+    }
+}
+
+/// Options of `run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: Config,
+    /// Watch one namespace only (None: all).
+    pub namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    pub http_addr: std::net::SocketAddr,
+    /// Lease for leader election (None: no election, this replica always leads).
+    pub lease: Option<LeaseOptions>,
+    /// Wait this long after a change before reconciling its namespace (batches bursts).
+    pub debounce: Duration,
+    /// Reconcile every namespace this often even without changes.
+    pub resync: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaseOptions {
+    pub name: String,
+    pub namespace: String,
+    pub identity: String,
+    pub duration_seconds: u64,
+}
+
+/// Namespaces waiting for a reconcile, with when they are due.
+#[derive(Default)]
+struct Queue {
+    due: BTreeMap<String, Instant>,
+    failures: BTreeMap<String, u32>,
+}
+
+/// Merge a watcher stream into the reflector and turn each event into a namespace to queue.
+fn namespaces_of<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Vec<String>> + Send
+where
+    K: ResourceExt + Clone + Send + 'static,
+{
+    stream.filter_map(|ev| async move {
+        match ev {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
+            ) => Some(o.namespace().into_iter().collect()),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(error = %e, "watch error; retrying");
+                None
+            }
+        }
+    })
+}
+
+/// Run the controller until SIGTERM/SIGINT.
+pub async fn run(
+    client: Client,
+    opts: RunOptions,
+    provider: Option<Arc<dyn GuardrailProvider + Send + Sync>>,
+) -> Result<(), Error> {
+    // Startup guard: a missing CRD gives one clear error instead of a crash loop of watch errors.
+    let probe: Api<Policy> = Api::all(client.clone());
+    probe
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(Error::CrdsMissing)?;
+
+    let metrics = Metrics::default();
+    let api = |c: &Client| -> (
+        Api<Policy>,
+        Api<PolicyVersion>,
+        Api<PolicyAttachment>,
+        Api<ConfigMap>,
+    ) {
+        match &opts.namespace {
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
+            None => (
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+            ),
+        }
+    };
+    let (pol_api, ver_api, att_api, cm_api) = api(&client);
+    let (pol_store, pol_writer) = reflector::store::<Policy>();
+    let (ver_store, ver_writer) = reflector::store::<PolicyVersion>();
+    let (att_store, att_writer) = reflector::store::<PolicyAttachment>();
+    let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
+    let (catalog_store, catalog_writer) = reflector::store::<ConfigMap>();
+
+    let cfg = watcher::Config::default();
+    let pol = namespaces_of(
+        reflector::reflector(pol_writer, watcher(pol_api, cfg.clone())).default_backoff(),
+    );
+    let ver = namespaces_of(
+        reflector::reflector(ver_writer, watcher(ver_api, cfg.clone())).default_backoff(),
+    );
+    let att = namespaces_of(
+        reflector::reflector(att_writer, watcher(att_api, cfg.clone())).default_backoff(),
+    );
+    let owned = namespaces_of(
+        reflector::reflector(
+            cm_writer,
+            watcher(
+                cm_api.clone(),
+                cfg.clone()
+                    .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+            ),
+        )
+        .default_backoff(),
+    );
+    let mut streams: Vec<std::pin::Pin<Box<dyn Stream<Item = Vec<String>> + Send>>> =
+        vec![Box::pin(pol), Box::pin(ver), Box::pin(att), Box::pin(owned)];
+    if let Some(name) = &opts.config.catalog_name {
+        let catalog = namespaces_of(
+            reflector::reflector(
+                catalog_writer,
+                watcher(cm_api, cfg.clone().fields(&format!("metadata.name={name}"))),
+            )
+            .default_backoff(),
+        );
+        streams.push(Box::pin(catalog));
+    }
+    let mut events = futures::stream::select_all(streams);
+
+    let stores_ready = Arc::new(tokio::sync::OnceCell::<()>::new());
+    let ready_flag = stores_ready.clone();
+    let (ps, vs, as_, cs) = (
+        pol_store.clone(),
+        ver_store.clone(),
+        att_store.clone(),
+        cm_store.clone(),
+    );
+    let catalog_configured = opts.config.catalog_name.is_some();
+    let cat = catalog_store.clone();
+    tokio::spawn(async move {
+        let _ = ps.wait_until_ready().await;
+        let _ = vs.wait_until_ready().await;
+        let _ = as_.wait_until_ready().await;
+        let _ = cs.wait_until_ready().await;
+        if catalog_configured {
+            let _ = cat.wait_until_ready().await;
+        }
+        let _ = ready_flag.set(());
+    });
+
+    let reporter = Reporter {
+        controller: "guardrail-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: opts.config.clone(),
+        policies: pol_store,
+        versions: ver_store,
+        attachments: att_store,
+        configmaps: cm_store,
+        catalogs: catalog_store,
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        provider: provider.unwrap_or_else(|| Arc::new(MocksOnly)),
+    });
+
+    // Leadership.
+    let (leader_tx, leader_rx) = watch::channel(opts.lease.is_none());
+    let mut lease_task = None;
+    if let Some(lease) = &opts.lease {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
+            .with_namespace(&lease.namespace)
+            .with_identity(&lease.identity)
+            .with_duration(lease.duration_seconds)
+            .with_grace(lease.duration_seconds.div_ceil(3).max(1))
+            .build()
+            .await
+            .map_err(|e| Error::Lease(e.to_string()))?;
+        let (mut rx, task) = manager.watch().await;
+        let tx = leader_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let is = *rx.borrow_and_update();
+                let _ = tx.send(is);
+                if rx.changed().await.is_err() {
+                    let _ = tx.send(false);
+                    break;
+                }
+            }
+        });
+        lease_task = Some(task);
+    }
+
+    // HTTP: metrics and probes.
+    let http_state = http::State {
+        metrics: metrics.clone(),
+        ready: stores_ready.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(opts.http_addr)
+        .await
+        .map_err(|e| Error::Lease(format!("cannot listen on {}: {e}", opts.http_addr)))?;
+    info!(addr = %opts.http_addr, "serving /metrics, /healthz, /readyz");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let app = http::router(http_state);
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+    });
+
+    let queue = Arc::new(Mutex::new(Queue::default()));
+    let wake = Arc::new(Notify::new());
+
+    // Events → queue.
+    let (q, w, debounce) = (queue.clone(), wake.clone(), opts.debounce);
+    let feeder = tokio::spawn(async move {
+        while let Some(namespaces) = events.next().await {
+            let mut q = q.lock().await;
+            for ns in namespaces {
+                let due = Instant::now() + debounce;
+                q.due.entry(ns).or_insert(due);
+            }
+            drop(q);
+            w.notify_one();
+        }
+    });
+
+    // Worker.
+    let worker = {
+        let (queue, wake, ctx, ready) = (
+            queue.clone(),
+            wake.clone(),
+            ctx.clone(),
+            stores_ready.clone(),
+        );
+        let mut leader = leader_rx.clone();
+        let mut stop = stop_rx.clone();
+        let resync = opts.resync;
+        tokio::spawn(async move {
+            let mut last_resync = Instant::now();
+            let mut was_leader = false;
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let is_leader = *leader.borrow();
+                ctx.metrics.leader.set(i64::from(is_leader));
+                if is_leader
+                    && ready.get().is_some()
+                    && (!was_leader || last_resync.elapsed() >= resync)
+                {
+                    // New leader or periodic resync: queue every namespace we know.
+                    let mut q = queue.lock().await;
+                    for ns in all_namespaces(&ctx) {
+                        q.due.entry(ns).or_insert_with(Instant::now);
+                    }
+                    last_resync = Instant::now();
+                }
+                was_leader = is_leader && ready.get().is_some();
+                let next = if was_leader {
+                    take_due(&queue).await
+                } else {
+                    Err(None)
+                };
+                match next {
+                    Ok(ns) => {
+                        let started = Instant::now();
+                        ctx.metrics.reconciles.inc();
+                        let result = reconcile::reconcile_namespace(&ctx, &ns).await;
+                        ctx.metrics
+                            .duration
+                            .observe(started.elapsed().as_secs_f64());
+                        let mut q = queue.lock().await;
+                        match result {
+                            Ok(()) => {
+                                q.failures.remove(&ns);
+                            }
+                            Err(e) => {
+                                ctx.metrics
+                                    .errors
+                                    .get_or_create(&ErrorLabels {
+                                        error: e.metric_label(),
+                                    })
+                                    .inc();
+                                let n = q.failures.entry(ns.clone()).or_insert(0);
+                                *n += 1;
+                                let delay =
+                                    Duration::from_millis(250u64.saturating_mul(1 << (*n).min(10)))
+                                        .min(Duration::from_secs(300));
+                                error!(namespace = %ns, error = %e, retry_in = ?delay, "reconcile failed");
+                                q.due.insert(ns, Instant::now() + delay);
+                            }
+                        }
+                    }
+                    Err(wait) => {
+                        let sleep = wait
+                            .unwrap_or(Duration::from_secs(1))
+                            .min(Duration::from_secs(1));
+                        tokio::select! {
+                            _ = wake.notified() => {}
+                            _ = leader.changed() => {}
+                            _ = stop.changed() => {}
+                            _ = tokio::time::sleep(sleep) => {}
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    shutdown_signal().await;
+    info!("shutting down: finishing the current reconcile");
+    let _ = stop_tx.send(true);
+    wake.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(25), worker).await;
+    feeder.abort();
+    drop(leader_rx);
+    drop(leader_tx);
+    if let Some(task) = lease_task {
+        // Closing the channel ends the manager task; release the lease for a fast handover.
+        task.abort();
+        if let Some(lease) = &opts.lease {
+            release_lease(&client, lease).await;
+        }
+    }
+    let _ = http_task.await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Release the lease by clearing its holder (only if we hold it).
+async fn release_lease(client: &Client, lease: &LeaseOptions) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(client.clone(), &lease.namespace);
+    if let Ok(l) = api.get(&lease.name).await
+        && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
+            == Some(lease.identity.as_str())
+    {
+        let patch = serde_json::json!({"spec": {"holderIdentity": null, "leaseTransitions": l.spec.as_ref().and_then(|s| s.lease_transitions)}});
+        let _ = api
+            .patch(
+                &lease.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await;
+    }
+}
+
+async fn take_due(queue: &Mutex<Queue>) -> Result<String, Option<Duration>> {
+    let mut q = queue.lock().await;
+    let now = Instant::now();
+    let next = q
+        .due
+        .iter()
+        .min_by_key(|(_, t)| **t)
+        .map(|(ns, t)| (ns.clone(), *t));
+    match next {
+        Some((ns, t)) if t <= now => {
+            q.due.remove(&ns);
+            Ok(ns)
+        }
+        Some((_, t)) => Err(Some(t - now)),
+        None => Err(None),
+    }
+}
+
+fn all_namespaces(ctx: &Context) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    set.extend(ctx.policies.state().iter().filter_map(|o| o.namespace()));
+    set.extend(ctx.versions.state().iter().filter_map(|o| o.namespace()));
+    set.extend(ctx.attachments.state().iter().filter_map(|o| o.namespace()));
+    set.extend(ctx.configmaps.state().iter().filter_map(|o| o.namespace()));
+    set.extend(ctx.catalogs.state().iter().filter_map(|o| o.namespace()));
+    set
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

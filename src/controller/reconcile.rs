@@ -1,0 +1,623 @@
+//! One namespace reconcile: read the caches, ask the engine, write only what changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::Error;
+use super::metrics::{Metrics, ResultLabels, StageLabels};
+use crate::api::labels::*;
+use crate::api::{Policy, PolicyAttachment, PolicyVersion, Stage};
+use crate::engine::bundle::{self, Bundle, Rejected};
+use crate::engine::catalog::Catalog;
+use crate::engine::namespace::{Evaluation, Objects, Options, evaluate};
+use crate::engine::pipeline::MonotonicClock;
+use crate::engine::status::{self, Event};
+use crate::engine::testing::GuardrailProvider;
+
+/// The operator's configuration (flags of `run`).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name of the gateway bundle ConfigMap in each namespace.
+    pub bundle_name: String,
+    /// Name of the guardrail catalog ConfigMap in each namespace (none: no existence checks).
+    pub catalog_name: Option<String>,
+    /// Deployment to roll when the bundle changes (same namespace).
+    pub gateway_deployment: Option<String>,
+}
+
+/// What a reconcile reads and writes with.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub policies: Store<Policy>,
+    pub versions: Store<PolicyVersion>,
+    pub attachments: Store<PolicyAttachment>,
+    /// ConfigMaps the operator wrote (label-selected).
+    pub configmaps: Store<ConfigMap>,
+    /// Guardrail catalog ConfigMaps (selected by name).
+    pub catalogs: Store<ConfigMap>,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub provider: Arc<dyn GuardrailProvider + Send + Sync>,
+}
+
+fn in_ns<K: ResourceExt>(list: Vec<Arc<K>>, ns: &str) -> Vec<K>
+where
+    K: Clone,
+{
+    let mut v: Vec<K> = list
+        .into_iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .map(|o| (*o).clone())
+        .collect();
+    v.sort_by_key(|o| o.name_any());
+    v
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+impl Context {
+    fn count(&self, kind: &'static str, ok: bool) {
+        self.metrics
+            .writes
+            .get_or_create(&ResultLabels {
+                kind,
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, events: &[Event]) {
+        for e in events {
+            let ev = KubeEvent {
+                type_: if e.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: e.reason.to_string(),
+                note: Some(e.note.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(err) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+                warn!(error = %err, "cannot publish event");
+            }
+        }
+    }
+
+    fn catalog(&self, ns: &str) -> Result<Option<Catalog>, String> {
+        let Some(name) = &self.config.catalog_name else {
+            return Ok(None);
+        };
+        let Some(cm) = self
+            .catalogs
+            .state()
+            .into_iter()
+            .find(|c| c.namespace().as_deref() == Some(ns) && c.name_any() == *name)
+        else {
+            return Ok(None);
+        };
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("guardrails.yaml").or_else(|| d.values().next()))
+            .cloned()
+            .unwrap_or_default();
+        let value: serde_json::Value = serde_saphyr::from_str(&text)
+            .map_err(|e| format!("ConfigMap {ns}/{name}: not valid YAML: {e}"))?;
+        Catalog::from_value(&value)
+            .map(Some)
+            .map_err(|e| format!("ConfigMap {ns}/{name}: {e}"))
+    }
+
+    fn configmap(&self, ns: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.configmaps
+            .state()
+            .into_iter()
+            .find(|c| c.namespace().as_deref() == Some(ns) && c.name_any() == name)
+    }
+}
+
+/// Policies currently in the written bundle (from its resolved.json).
+fn bundle_policies(cm: &ConfigMap) -> Option<BTreeSet<String>> {
+    let text = cm.data.as_ref()?.get(bundle::RESOLVED_KEY)?;
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(v.get("policies")?.as_object()?.keys().cloned().collect())
+}
+
+fn annotation<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
+    cm.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// Reconcile one namespace.
+pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
+    let objects = Objects {
+        policies: in_ns(ctx.policies.state(), ns),
+        versions: in_ns(ctx.versions.state(), ns),
+        attachments: in_ns(ctx.attachments.state(), ns),
+    };
+    let catalog = match ctx.catalog(ns) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(namespace = ns, error = %e, "guardrail catalog unreadable; checking without it");
+            None
+        }
+    };
+    let names = catalog.as_ref().map(Catalog::names);
+    let clock = MonotonicClock::default();
+    let known = |v: &PolicyVersion, hash: &str| -> Option<Result<(), String>> {
+        let tests = v.status.as_ref()?.tests.as_ref()?;
+        if tests.content_hash.as_deref() != Some(hash) {
+            return None;
+        }
+        Some(if tests.failed == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} test(s) failed (see status.tests)",
+                tests.failed,
+                tests.passed + tests.failed
+            ))
+        })
+    };
+    let eval = evaluate(
+        &objects,
+        &Options {
+            catalog: names.as_ref(),
+            provider: ctx.provider.as_ref(),
+            clock: &clock,
+            run_all_tests: false,
+            known_verdict: Some(&known),
+        },
+    );
+    for stage in [Stage::Draft, Stage::Published, Stage::Production] {
+        let n = eval
+            .decisions
+            .versions
+            .iter()
+            .filter(|d| d.stage == stage)
+            .count();
+        ctx.metrics
+            .versions_by_stage
+            .get_or_create(&StageLabels {
+                stage: stage.as_str(),
+            })
+            .set(n as i64);
+    }
+
+    let policy_uids: BTreeMap<String, String> = objects
+        .policies
+        .iter()
+        .filter_map(|p| Some((p.metadata.uid.clone()?, p.name_any())))
+        .collect();
+    delete_orphaned_versions(ctx, ns, &objects, &policy_uids).await?;
+    adopt_versions(ctx, ns, &objects).await?;
+
+    // Gateway outputs.
+    let bundle = bundle::render(&eval);
+    let current = ctx.configmap(ns, &ctx.config.bundle_name);
+    let previous = current.as_deref().and_then(bundle_policies);
+    let still_wanted = |p: &str| {
+        objects.policies.iter().any(|x| x.name_any() == p)
+            && objects
+                .versions
+                .iter()
+                .any(|v| v.spec.policy == p && v.spec.stage == Some(Stage::Production))
+    };
+    let checked = bundle::check(
+        &bundle,
+        &eval,
+        names.as_ref(),
+        previous.as_ref(),
+        &still_wanted,
+    );
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    match &checked {
+        Ok(()) => {
+            write_bundle(ctx, ns, &bundle, current.as_deref()).await?;
+            write_policy_configmaps(ctx, ns, &eval, &objects).await?;
+        }
+        Err(rejected) => {
+            let message = rejected.to_string();
+            warn!(namespace = ns, %message, "gateway bundle rejected");
+            let affected = match rejected {
+                Rejected::TooLarge { .. } => {
+                    objects.policies.iter().map(|p| p.name_any()).collect()
+                }
+                other => other.policies(),
+            };
+            for p in affected {
+                problems.insert(p, message.clone());
+            }
+        }
+    }
+
+    // Statuses and events.
+    let now = now();
+    for (i, v) in objects.versions.iter().enumerate() {
+        let (st, events) =
+            status::version_status(v, &eval.versions[i], &eval.decisions.versions[i], &now);
+        if status::version_status_changed(v.status.as_ref(), &st) {
+            patch_status::<PolicyVersion>(
+                ctx,
+                ns,
+                &v.name_any(),
+                serde_json::to_value(&st).unwrap_or_default(),
+            )
+            .await?;
+            ctx.publish(v, &events).await;
+        }
+    }
+    for p in &objects.policies {
+        let name = p.name_any();
+        let st = status::policy_status(
+            p,
+            &eval,
+            &objects.versions,
+            problems.get(&name).map(String::as_str),
+            &now,
+        );
+        let changed = p.status.as_ref().is_none_or(|old| {
+            let mut a = old.clone();
+            let mut b = st.clone();
+            let differ = status::conditions_differ(&a.conditions, &b.conditions);
+            a.conditions.clear();
+            b.conditions.clear();
+            differ || a != b
+        });
+        if changed {
+            let was_rejected = p.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.reason == crate::api::conditions::reasons::BUNDLE_REJECTED
+                        && c.message == problems.get(&name).cloned().unwrap_or_default()
+                })
+            });
+            patch_status::<Policy>(
+                ctx,
+                ns,
+                &name,
+                serde_json::to_value(&st).unwrap_or_default(),
+            )
+            .await?;
+            if let (Some(problem), false) = (problems.get(&name), was_rejected) {
+                ctx.publish(
+                    p,
+                    &[Event {
+                        warning: true,
+                        reason: crate::api::conditions::reasons::BUNDLE_REJECTED,
+                        note: problem.clone(),
+                    }],
+                )
+                .await;
+            }
+            let old_prod = p.status.as_ref().and_then(|s| s.production_version);
+            if old_prod.is_some()
+                && st.production_version.is_none()
+                && !problems.contains_key(&name)
+            {
+                ctx.publish(p, &[Event { warning: true, reason: crate::api::conditions::reasons::NO_PRODUCTION_VERSION, note: format!("policy '{name}' has no production version any more; its attachments are unresolved") }]).await;
+            }
+        }
+    }
+    for a in &objects.attachments {
+        let exists = objects
+            .policies
+            .iter()
+            .any(|p| p.name_any() == a.spec.policy);
+        let st = status::attachment_status(a, &eval, exists, &now);
+        let changed = a.status.as_ref().is_none_or(|old| {
+            let mut x = old.clone();
+            let mut y = st.clone();
+            let differ = status::conditions_differ(&x.conditions, &y.conditions);
+            x.conditions.clear();
+            y.conditions.clear();
+            differ || x != y
+        });
+        if changed {
+            patch_status::<PolicyAttachment>(
+                ctx,
+                ns,
+                &a.name_any(),
+                serde_json::to_value(&st).unwrap_or_default(),
+            )
+            .await?;
+        }
+    }
+    debug!(
+        namespace = ns,
+        production = eval.production.len(),
+        "reconciled"
+    );
+    Ok(())
+}
+
+async fn patch_status<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    let r = api
+        .patch_status(name, &apply_params(), &Patch::Apply(&body))
+        .await;
+    ctx.count("status", r.is_ok());
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()), // deleted meanwhile
+        Err(source) => Err(Error::Write {
+            what: format!("status of {} {ns}/{name}", K::kind(&())),
+            source,
+        }),
+    }
+}
+
+async fn write_bundle(
+    ctx: &Context,
+    ns: &str,
+    bundle: &Bundle,
+    current: Option<&ConfigMap>,
+) -> Result<(), Error> {
+    let size: usize = bundle.data.values().map(String::len).sum();
+    ctx.metrics.bundle_bytes.set(size as i64);
+    if current.and_then(|c| annotation(c, CONTENT_HASH_ANNOTATION))
+        == Some(bundle.content_hash.as_str())
+    {
+        return Ok(());
+    }
+    let generation = current
+        .and_then(|c| annotation(c, GENERATION_ANNOTATION))
+        .and_then(|g| g.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": ctx.config.bundle_name,
+            "namespace": ns,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            "annotations": {CONTENT_HASH_ANNOTATION: bundle.content_hash, GENERATION_ANNOTATION: generation.to_string()},
+        },
+        "data": bundle.data,
+    });
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let r = api
+        .patch(
+            &ctx.config.bundle_name,
+            &apply_params(),
+            &Patch::Apply(&body),
+        )
+        .await;
+    ctx.count("configmap", r.is_ok());
+    r.map_err(|source| Error::Write {
+        what: format!("ConfigMap {ns}/{}", ctx.config.bundle_name),
+        source,
+    })?;
+    info!(namespace = ns, hash = %bundle.content_hash, generation, policies = bundle.policies.len(), "gateway bundle written");
+    if let Some(dep) = &ctx.config.gateway_deployment {
+        roll_gateway(ctx, ns, dep, &bundle.content_hash).await?;
+    }
+    Ok(())
+}
+
+async fn roll_gateway(ctx: &Context, ns: &str, name: &str, hash: &str) -> Result<(), Error> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let body = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"template": {"metadata": {"annotations": {CONFIG_HASH_ANNOTATION: hash}}}},
+    });
+    let r = api.patch(name, &apply_params(), &Patch::Apply(&body)).await;
+    ctx.count("deployment", r.is_ok());
+    match r {
+        Ok(_) => {
+            info!(
+                namespace = ns,
+                deployment = name,
+                "gateway rollout requested"
+            );
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.is_not_found() => {
+            warn!(
+                namespace = ns,
+                deployment = name,
+                "gateway Deployment not found; not rolled"
+            );
+            Ok(())
+        }
+        Err(source) => Err(Error::Write {
+            what: format!("Deployment {ns}/{name}"),
+            source,
+        }),
+    }
+}
+
+async fn write_policy_configmaps(
+    ctx: &Context,
+    ns: &str,
+    eval: &Evaluation,
+    objects: &Objects,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for p in &objects.policies {
+        let policy = p.name_any();
+        let cm_name = format!("{policy}-guardrails");
+        let current = ctx.configmap(ns, &cm_name);
+        match bundle::policy_data(eval, &policy) {
+            Some(data) => {
+                let hash = bundle::data_hash(&data);
+                if current
+                    .as_deref()
+                    .and_then(|c| annotation(c, CONTENT_HASH_ANNOTATION))
+                    == Some(hash.as_str())
+                {
+                    continue;
+                }
+                let owner = OwnerReference {
+                    api_version: Policy::api_version(&()).into_owned(),
+                    kind: Policy::kind(&()).into_owned(),
+                    name: policy.clone(),
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                };
+                let body = json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": cm_name,
+                        "namespace": ns,
+                        "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, POLICY_LABEL: policy},
+                        "annotations": {CONTENT_HASH_ANNOTATION: hash},
+                        "ownerReferences": [owner],
+                    },
+                    "data": data,
+                });
+                let r = api
+                    .patch(&cm_name, &apply_params(), &Patch::Apply(&body))
+                    .await;
+                ctx.count("configmap", r.is_ok());
+                r.map_err(|source| Error::Write {
+                    what: format!("ConfigMap {ns}/{cm_name}"),
+                    source,
+                })?;
+            }
+            None => {
+                if current.is_some() {
+                    let r = api.delete(&cm_name, &DeleteParams::default()).await;
+                    ctx.count("configmap", r.is_ok());
+                    match r {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                        Err(source) => {
+                            return Err(Error::Write {
+                                what: format!("delete ConfigMap {ns}/{cm_name}"),
+                                source,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Give each version an ownerReference to its Policy, so deleting the Policy deletes its
+/// versions (the garbage collector does it; `delete_orphaned_versions` where none runs).
+async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<(), Error> {
+    let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
+    for v in &objects.versions {
+        let Some(p) = objects
+            .policies
+            .iter()
+            .find(|p| p.name_any() == v.spec.policy)
+        else {
+            continue;
+        };
+        let Some(uid) = p.metadata.uid.clone() else {
+            continue;
+        };
+        if v.owner_references().iter().any(|o| o.uid == uid) {
+            continue;
+        }
+        let owner = OwnerReference {
+            api_version: Policy::api_version(&()).into_owned(),
+            kind: Policy::kind(&()).into_owned(),
+            name: p.name_any(),
+            uid,
+            controller: None,
+            block_owner_deletion: None,
+        };
+        let body = json!({
+            "apiVersion": PolicyVersion::api_version(&()),
+            "kind": PolicyVersion::kind(&()),
+            "metadata": {"name": v.name_any(), "namespace": ns, "labels": {POLICY_LABEL: p.name_any()}, "ownerReferences": [owner]},
+        });
+        let r = api
+            .patch(
+                &v.name_any(),
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(&body),
+            )
+            .await;
+        ctx.count("ownerref", r.is_ok());
+        match r {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(source) => {
+                return Err(Error::Write {
+                    what: format!("ownerReference of PolicyVersion {ns}/{}", v.name_any()),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// LiteLLM's "delete all versions": versions owned by a Policy that no longer exists are
+/// deleted, also where no garbage collector runs.
+async fn delete_orphaned_versions(
+    ctx: &Context,
+    ns: &str,
+    objects: &Objects,
+    policy_uids: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
+    for v in &objects.versions {
+        let owned_by_gone_policy = v.owner_references().iter().any(|o| {
+            o.kind == "Policy"
+                && o.api_version.starts_with(crate::api::GROUP)
+                && !policy_uids.contains_key(&o.uid)
+        });
+        if !owned_by_gone_policy || v.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        info!(namespace = ns, version = %v.name_any(), "deleting a version whose Policy was deleted");
+        let r = api.delete(&v.name_any(), &DeleteParams::background()).await;
+        ctx.count("delete", r.is_ok());
+        match r {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(source) => {
+                return Err(Error::Write {
+                    what: format!("delete PolicyVersion {ns}/{}", v.name_any()),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
