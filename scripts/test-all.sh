@@ -16,7 +16,7 @@ TESTCP_BIN=$(scripts/testcp-build.sh); export TESTCP_BIN
 step "helm (from its Go module, cached)"
 HELM=$(scripts/helm-build.sh); export HELM
 step "litellm 1.110.2 oracle (PyPI, cached venv)"
-tests/conformance/setup-oracle.sh >/dev/null
+ORACLE_PYTHON=$(tests/conformance/setup-oracle.sh); export ORACLE_PYTHON
 
 step "format and lints"
 cargo fmt --all -- --check

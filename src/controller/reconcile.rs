@@ -51,9 +51,9 @@ pub struct Context {
     pub provider: Arc<dyn GuardrailProvider + Send + Sync>,
 }
 
-fn in_ns<K: ResourceExt>(list: Vec<Arc<K>>, ns: &str) -> Vec<K>
+fn in_ns<K>(list: Vec<Arc<K>>, ns: &str) -> Vec<K>
 where
-    K: Clone,
+    K: ResourceExt + Clone,
 {
     let mut v: Vec<K> = list
         .into_iter()

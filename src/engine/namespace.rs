@@ -43,6 +43,9 @@ pub struct Evaluation {
     pub attachments: Vec<(String, Attachment)>,
 }
 
+/// Looks up a test verdict already recorded for a version's content hash.
+pub type KnownVerdict = dyn Fn(&PolicyVersion, &str) -> Option<Result<(), String>>;
+
 /// Options for [`evaluate`].
 pub struct Options<'a> {
     /// The guardrail catalog's names; None when no catalog is configured.
@@ -53,7 +56,7 @@ pub struct Options<'a> {
     pub run_all_tests: bool,
     /// A verdict already recorded for this content (by `status.tests.contentHash`): the tests
     /// are not run again.
-    pub known_verdict: Option<&'a dyn Fn(&PolicyVersion, &str) -> Option<Result<(), String>>>,
+    pub known_verdict: Option<&'a KnownVerdict>,
 }
 
 fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {

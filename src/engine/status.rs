@@ -489,11 +489,11 @@ pub fn attachment_status(
     PolicyAttachmentStatus {
         observed_generation: a.metadata.generation,
         production_version: production,
-        resolved_guardrails: eval
-            .production
-            .contains_key(policy)
-            .then(|| super::inherit::resolve_policy(policy, &eval.production, None).guardrails)
-            .unwrap_or_default(),
+        resolved_guardrails: if eval.production.contains_key(policy) {
+            super::inherit::resolve_policy(policy, &eval.production, None).guardrails
+        } else {
+            Vec::new()
+        },
         conditions: merge_conditions(&prev.conditions, conds, a.metadata.generation, now),
     }
 }

@@ -1,0 +1,688 @@
+//! The controller end to end against the real API server: objects applied with `kubectl apply`
+//! as a user would, the operator running as a local process (`guardrail-operator run`), and
+//! assertions on statuses, events and the gateway ConfigMaps.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use guardrail_operator::api::{Policy, PolicyAttachment, PolicyVersion, Stage};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use serde_json::Value;
+
+use crate::common::{
+    TestNamespace, await_condition, await_gone, eventually, kubeconfig_path, kubectl,
+    kubectl_output, repo_root,
+};
+
+const T: Duration = Duration::from_secs(60);
+
+/// The operator as a local process, killed when dropped.
+pub struct Operator {
+    child: tokio::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// GET a path on 127.0.0.1:port; returns (status, body).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+impl Operator {
+    pub async fn start(ns: &str, extra: &[&str]) -> Operator {
+        let port = free_port();
+        let log = repo_root()
+            .join("target")
+            .join(format!("operator-{ns}-{port}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"));
+        cmd.args([
+            "run",
+            "--namespace",
+            ns,
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--debounce-ms",
+            "50",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("RUST_LOG", "info,guardrail_operator=debug")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .kill_on_drop(true);
+        let child = cmd.spawn().expect("start guardrail-operator run");
+        let op = Operator { child, port, log };
+        eventually("the operator's /readyz", T, || async {
+            match http_get(port, "/readyz").await {
+                Some((200, _)) => Ok(()),
+                other => Err(format!(
+                    "{other:?}; log:\n{}",
+                    std::fs::read_to_string(&op.log).unwrap_or_default()
+                )),
+            }
+        })
+        .await;
+        op
+    }
+
+    /// Stop with SIGTERM and wait (graceful shutdown).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// `kubectl apply -f` of YAML text.
+pub async fn apply(yaml: &str) {
+    let path = std::env::temp_dir().join(format!(
+        "apply-{}-{}.yaml",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::write(&path, yaml).expect("write manifest");
+    kubectl(&["apply", "-f", path.to_str().expect("utf8")]).await;
+    let _ = std::fs::remove_file(path);
+}
+
+pub fn policy(ns: &str, name: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n---\n"
+    )
+}
+
+pub fn version(ns: &str, policy: &str, v: i64, stage: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyVersion\nmetadata: {{name: {policy}-v{v}, namespace: {ns}}}\nspec:\n  policy: {policy}\n  version: {v}\n  stage: {stage}\n{extra}---\n"
+    )
+}
+
+pub fn attachment(ns: &str, name: &str, policy: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  policy: {policy}\n{extra}---\n"
+    )
+}
+
+fn stage_of(v: Option<&PolicyVersion>) -> Option<Stage> {
+    v.and_then(|v| v.status.as_ref()).and_then(|s| s.stage)
+}
+
+fn ready(
+    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<(&str, &str)> {
+    conds
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+async fn await_stage(api: &Api<PolicyVersion>, name: &str, stage: Stage) -> PolicyVersion {
+    await_condition(api, name, &format!("status.stage {stage}"), T, |v| {
+        stage_of(v) == Some(stage)
+            && v.is_some_and(|v| {
+                v.status.as_ref().and_then(|s| s.observed_generation) == v.metadata.generation
+            })
+    })
+    .await
+    .expect("exists")
+}
+
+/// The bundle's resolved.json.
+async fn bundle(ns: &TestNamespace) -> Option<Value> {
+    let cms: Api<ConfigMap> = ns.api();
+    let cm = cms.get_opt("guardrail-gateway-config").await.ok()??;
+    serde_json::from_str(cm.data?.get("resolved.json")?).ok()
+}
+
+async fn await_bundle(ns: &TestNamespace, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, T, || async {
+        match bundle(ns).await {
+            Some(b) if pred(&b) => Ok(b),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn draft_publish_production_supersede_rollback_and_delete() {
+    let ns = TestNamespace::new("lifecycle").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &[]).await;
+    let versions: Api<PolicyVersion> = ns.api();
+    let policies: Api<Policy> = ns.api();
+
+    let add = |g: &str| format!("  guardrails: {{add: [{g}]}}\n");
+    apply(
+        &(policy(n, "pii")
+            + &version(n, "pii", 1, "Draft", &add("a"))
+            + &attachment(n, "all", "pii", "  scope: \"*\"\n")),
+    )
+    .await;
+    let v1 = await_stage(&versions, "pii-v1", Stage::Draft).await;
+    assert_eq!(
+        ready(&v1.status.as_ref().unwrap().conditions),
+        Some(("True", "Reconciled")),
+        "a draft is Ready"
+    );
+
+    apply(&version(n, "pii", 1, "Published", &add("a"))).await;
+    let v1 = await_stage(&versions, "pii-v1", Stage::Published).await;
+    assert!(v1.status.as_ref().unwrap().published_at.is_some());
+    assert!(
+        bundle(&ns)
+            .await
+            .is_none_or(|b| b["policies"].get("pii").is_none()),
+        "published is not in the gateway"
+    );
+
+    apply(&version(n, "pii", 1, "Production", &add("a"))).await;
+    await_stage(&versions, "pii-v1", Stage::Production).await;
+    await_bundle(&ns, "pii v1 in the bundle", |b| {
+        b["policies"]["pii"]["version"] == 1
+    })
+    .await;
+    let p = await_condition(&policies, "pii", "productionVersion 1", T, |p| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.production_version)
+            == Some(1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(p.status.unwrap().resolved_guardrails, vec!["a"]);
+    let cms: Api<ConfigMap> = ns.api();
+    let per_policy = cms
+        .get("pii-guardrails")
+        .await
+        .expect("per-policy ConfigMap");
+    assert!(per_policy.data.unwrap()["resolved.json"].contains("\"version\": 1"));
+
+    // Promote v2: v1 is superseded.
+    apply(&version(n, "pii", 2, "Production", &add("b"))).await;
+    await_stage(&versions, "pii-v2", Stage::Production).await;
+    let v1 = await_stage(&versions, "pii-v1", Stage::Published).await;
+    assert_eq!(v1.status.as_ref().unwrap().superseded_by, Some(2));
+    assert!(v1.status.as_ref().unwrap().superseded_at.is_some());
+    let b = await_bundle(&ns, "pii v2 in the bundle", |b| {
+        b["policies"]["pii"]["version"] == 2
+    })
+    .await;
+    assert_eq!(b["policies"]["pii"]["guardrails"], serde_json::json!(["b"]));
+    let events = kubectl(&["get", "events", "-n", n, "-o", "json"]).await;
+    assert!(
+        events.contains("left production: version 2 of policy 'pii' took over"),
+        "supersession event: {events}"
+    );
+
+    // Roll back by lowering v2's desired stage.
+    apply(&version(n, "pii", 2, "Published", &add("b"))).await;
+    await_stage(&versions, "pii-v1", Stage::Production).await;
+    let v2 = await_stage(&versions, "pii-v2", Stage::Published).await;
+    assert_eq!(v2.status.as_ref().unwrap().superseded_by, Some(1));
+    await_bundle(&ns, "pii v1 back in the bundle", |b| {
+        b["policies"]["pii"]["version"] == 1
+    })
+    .await;
+
+    // Delete the production version: nothing else asks for production.
+    kubectl(&["delete", "policyversion", "pii-v1", "-n", n]).await;
+    await_condition(&policies, "pii", "no production version", T, |p| {
+        p.and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.production_version.is_none())
+    })
+    .await;
+    let atts: Api<PolicyAttachment> = ns.api();
+    await_condition(&atts, "all", "Ready=False NoProductionVersion", T, |a| {
+        a.and_then(|a| a.status.as_ref())
+            .and_then(|s| ready(&s.conditions))
+            == Some(("False", "NoProductionVersion"))
+    })
+    .await;
+    await_bundle(&ns, "pii gone from the bundle", |b| {
+        b["policies"].get("pii").is_none()
+            && b["attachments"].as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
+    let events = kubectl(&["get", "events", "-n", n, "-o", "json"]).await;
+    assert!(
+        events.contains("has no production version any more"),
+        "warning event: {events}"
+    );
+    await_gone(&cms, "pii-guardrails", T).await;
+}
+
+#[tokio::test]
+async fn deleting_a_policy_deletes_its_versions_and_unresolves_attachments() {
+    let ns = TestNamespace::new("delete-policy").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &[]).await;
+    let versions: Api<PolicyVersion> = ns.api();
+    apply(
+        &(policy(n, "p")
+            + &version(n, "p", 1, "Production", "  guardrails: {add: [g]}\n")
+            + &version(n, "p", 2, "Draft", "")
+            + &attachment(n, "att", "p", "")),
+    )
+    .await;
+    let v1 = await_stage(&versions, "p-v1", Stage::Production).await;
+    await_condition(&versions, "p-v2", "owner reference to its Policy", T, |v| {
+        v.is_some_and(|v| {
+            !v.metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default()
+                .is_empty()
+        })
+    })
+    .await;
+    assert_eq!(
+        v1.metadata
+            .labels
+            .unwrap_or_default()
+            .get("guardrails.dev/policy")
+            .map(String::as_str),
+        Some("p")
+    );
+    await_bundle(&ns, "p in the bundle", |b| b["policies"].get("p").is_some()).await;
+
+    kubectl(&["delete", "policy", "p", "-n", n]).await;
+    await_gone(&versions, "p-v1", T).await;
+    await_gone(&versions, "p-v2", T).await;
+    let atts: Api<PolicyAttachment> = ns.api();
+    await_condition(&atts, "att", "Ready=False PolicyNotFound", T, |a| {
+        a.and_then(|a| a.status.as_ref())
+            .and_then(|s| ready(&s.conditions))
+            == Some(("False", "PolicyNotFound"))
+    })
+    .await;
+    await_bundle(&ns, "p gone from the bundle", |b| {
+        b["policies"].get("p").is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn attachment_before_its_policy_resolves_later_and_children_follow_parents() {
+    let ns = TestNamespace::new("ordering").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &[]).await;
+    let atts: Api<PolicyAttachment> = ns.api();
+    let policies: Api<Policy> = ns.api();
+    let versions: Api<PolicyVersion> = ns.api();
+
+    apply(&attachment(n, "team-a", "child", "  teams: [\"a-*\"]\n")).await;
+    await_condition(&atts, "team-a", "Ready=False PolicyNotFound", T, |a| {
+        a.and_then(|a| a.status.as_ref())
+            .and_then(|s| ready(&s.conditions))
+            == Some(("False", "PolicyNotFound"))
+    })
+    .await;
+    // The child arrives before its parent: it waits at Published.
+    apply(
+        &(policy(n, "child")
+            + &version(
+                n,
+                "child",
+                1,
+                "Production",
+                "  inherit: parent\n  guardrails: {add: [b]}\n",
+            )),
+    )
+    .await;
+    let c1 = await_stage(&versions, "child-v1", Stage::Published).await;
+    let promoted = c1
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Promoted")
+        .unwrap();
+    assert_eq!(promoted.reason, "WaitingForReferences");
+    assert!(
+        promoted.message.contains("policy 'parent' does not exist"),
+        "{}",
+        promoted.message
+    );
+    await_condition(&atts, "team-a", "Ready=False NoProductionVersion", T, |a| {
+        a.and_then(|a| a.status.as_ref())
+            .and_then(|s| ready(&s.conditions))
+            == Some(("False", "NoProductionVersion"))
+    })
+    .await;
+
+    apply(
+        &(policy(n, "parent")
+            + &version(n, "parent", 1, "Production", "  guardrails: {add: [a]}\n")),
+    )
+    .await;
+    await_stage(&versions, "child-v1", Stage::Production).await;
+    let a = await_condition(&atts, "team-a", "Ready=True", T, |a| {
+        a.and_then(|a| a.status.as_ref())
+            .and_then(|s| ready(&s.conditions))
+            == Some(("True", "Reconciled"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.status.unwrap().resolved_guardrails, vec!["a", "b"]);
+    let b = await_bundle(&ns, "child resolved in the bundle", |b| {
+        b["policies"]["child"]["guardrails"] == serde_json::json!(["a", "b"])
+    })
+    .await;
+    assert_eq!(
+        b["policies"]["child"]["inheritanceChain"],
+        serde_json::json!(["parent", "child"])
+    );
+
+    // A new parent version re-resolves the child everywhere.
+    apply(&version(
+        n,
+        "parent",
+        2,
+        "Production",
+        "  guardrails: {add: [c]}\n",
+    ))
+    .await;
+    await_condition(&policies, "child", "child re-resolved", T, |p| {
+        p.and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.resolved_guardrails == vec!["b", "c"])
+    })
+    .await;
+    await_bundle(&ns, "child re-resolved in the bundle", |b| {
+        b["policies"]["child"]["guardrails"] == serde_json::json!(["b", "c"])
+    })
+    .await;
+    let cms: Api<ConfigMap> = ns.api();
+    eventually("child-guardrails re-resolved", T, || async {
+        let cm = cms
+            .get("child-guardrails")
+            .await
+            .map_err(|e| e.to_string())?;
+        let data = cm.data.unwrap_or_default();
+        if data
+            .get("resolved.json")
+            .is_some_and(|d| d.contains("\"c\""))
+        {
+            Ok(())
+        } else {
+            Err(format!("{data:?}"))
+        }
+    })
+    .await;
+}
+
+fn resource_versions(json: &str) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_str(json).unwrap();
+    let mut out: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                format!(
+                    "{}/{}",
+                    i["kind"].as_str().unwrap(),
+                    i["metadata"]["name"].as_str().unwrap()
+                ),
+                i["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn restarting_the_operator_rewrites_nothing() {
+    let ns = TestNamespace::new("restart").await;
+    let n = ns.name.as_str();
+    let op = Operator::start(n, &[]).await;
+    let versions: Api<PolicyVersion> = ns.api();
+    apply(
+        &(policy(n, "p")
+            + &version(n, "p", 1, "Production", "  guardrails: {add: [g]}\n")
+            + &version(n, "p", 2, "Published", "  guardrails: {add: [h]}\n")
+            + &attachment(n, "a", "p", "")),
+    )
+    .await;
+    await_stage(&versions, "p-v1", Stage::Production).await;
+    await_stage(&versions, "p-v2", Stage::Published).await;
+    await_bundle(&ns, "bundle written", |b| b["policies"].get("p").is_some()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the last status writes land
+    let before = resource_versions(
+        &kubectl(&[
+            "get",
+            "policies,policyversions,policyattachments,configmaps",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    op.stop().await;
+    let op2 = Operator::start(n, &[]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, metrics) = http_get(op2.port, "/metrics").await.expect("metrics");
+    assert!(
+        metrics.contains("guardrail_reconcile_runs_total"),
+        "{metrics}"
+    );
+    let after = resource_versions(
+        &kubectl(&[
+            "get",
+            "policies,policyversions,policyattachments,configmaps",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    assert_eq!(before, after, "a restart must not rewrite anything");
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_and_fail_over() {
+    let ns = TestNamespace::new("replicas").await;
+    let n = ns.name.as_str();
+    let lease = [
+        "--leader-elect",
+        "--lease-name",
+        "guardrail-operator",
+        "--lease-namespace",
+        n,
+        "--lease-seconds",
+        "4",
+    ];
+    let mut a = Operator::start(n, &lease).await;
+    let b = Operator::start(n, &lease).await;
+    let versions: Api<PolicyVersion> = ns.api();
+    apply(&(policy(n, "p") + &version(n, "p", 1, "Production", "  guardrails: {add: [g]}\n")))
+        .await;
+    await_stage(&versions, "p-v1", Stage::Production).await;
+    let leader_of = |port: u16| async move {
+        http_get(port, "/metrics")
+            .await
+            .map(|(_, m)| m.lines().any(|l| l == "guardrail_leader 1"))
+            .unwrap_or(false)
+    };
+    let (la, lb) = (leader_of(a.port).await, leader_of(b.port).await);
+    assert!(la ^ lb, "exactly one leader (a: {la}, b: {lb})");
+    // Kill the leader without a graceful release; the other takes over after the lease expires.
+    let survivor = if la {
+        a.kill();
+        b.port
+    } else {
+        drop(b);
+        a.port
+    };
+    apply(&version(
+        n,
+        "p",
+        2,
+        "Production",
+        "  guardrails: {add: [h]}\n",
+    ))
+    .await;
+    await_stage(&versions, "p-v2", Stage::Production).await;
+    assert!(leader_of(survivor).await, "the survivor leads");
+}
+
+#[tokio::test]
+async fn litellm_loads_the_bundle_and_resolves_like_we_do() {
+    let python = match std::env::var("ORACLE_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "ORACLE_PYTHON is not set: run scripts/test-all.sh (it prepares the litellm 1.110.2 venv)"
+        ),
+    };
+    let ns = TestNamespace::new("litellm-bundle").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &["--catalog-configmap", "guardrail-catalog"]).await;
+    let repo = repo_root().join("examples/policy-repo");
+    let mut all = String::new();
+    for f in crate::common::yaml_files(&repo) {
+        all.push_str(
+            &std::fs::read_to_string(f)
+                .unwrap()
+                .replace("namespace: llm-gateway", &format!("namespace: {n}")),
+        );
+        all.push_str("\n---\n");
+    }
+    apply(&all).await;
+    let policies: Api<Policy> = ns.api();
+    for p in ["org-baseline", "research", "claude-audit", "gated"] {
+        await_condition(&policies, p, "in production", T, |p| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.production_version)
+                .is_some()
+        })
+        .await;
+    }
+    let cms: Api<ConfigMap> = ns.api();
+    let cm = eventually("bundle with four policies", T, || async {
+        let cm = cms
+            .get("guardrail-gateway-config")
+            .await
+            .map_err(|e| e.to_string())?;
+        let data = cm.data.clone().unwrap_or_default();
+        if ["org-baseline:", "research:", "claude-audit:", "gated:"]
+            .iter()
+            .all(|p| data["policies.yaml"].contains(p))
+        {
+            Ok(cm)
+        } else {
+            Err(format!("{data:?}"))
+        }
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("bundle-{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("policies.yaml"),
+        &cm.data.unwrap()["policies.yaml"],
+    )
+    .unwrap();
+    let contexts = serde_json::json!([
+        {"team_alias": "research-nlp", "model": "claude-3-opus", "tags": ["external"]},
+        {"key_alias": "partner-acme", "model": "gpt-4o"},
+        {"team_alias": "sales"},
+        {"model": "gpt-4o", "tags": ["partner-x"]},
+    ]);
+    std::fs::write(dir.join("contexts.json"), contexts.to_string()).unwrap();
+    let out = crate::common::run(
+        &python,
+        &[
+            repo_root()
+                .join("tests/conformance/load_bundle.py")
+                .to_str()
+                .unwrap(),
+            dir.join("policies.yaml").to_str().unwrap(),
+            dir.join("contexts.json").to_str().unwrap(),
+            dir.join("out.json").to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        out.success,
+        "litellm 1.110.2 refused the bundle:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    let theirs: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
+    for (i, c) in contexts.as_array().unwrap().iter().enumerate() {
+        let mut args = vec![
+            "resolve".to_string(),
+            "-f".into(),
+            repo.to_str().unwrap().into(),
+            "-o".into(),
+            "json".into(),
+        ];
+        for (flag, key) in [
+            ("--team", "team_alias"),
+            ("--key", "key_alias"),
+            ("--model", "model"),
+        ] {
+            if let Some(v) = c[key].as_str() {
+                args.push(flag.into());
+                args.push(v.into());
+            }
+        }
+        for t in c["tags"].as_array().into_iter().flatten() {
+            args.push("--tag".into());
+            args.push(t.as_str().unwrap().into());
+        }
+        let ours = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let ours: Value = serde_json::from_slice(&ours.stdout).unwrap();
+        let our_matched: Vec<Value> = ours["matchedPolicies"].as_array().unwrap().iter().map(|m| serde_json::json!({"policy_name": m["policyName"], "matched_via": m["matchedVia"]})).collect();
+        assert_eq!(
+            Value::Array(our_matched),
+            theirs[i]["matched"],
+            "context {c}"
+        );
+        assert_eq!(
+            ours["effectiveGuardrails"], theirs[i]["effective_guardrails"],
+            "context {c}"
+        );
+    }
+    let _ = kubectl_output(&["get", "ns", n]).await;
+}
