@@ -14,4 +14,5 @@ if [ ! -s "$out" ] || [ tests/conformance/oracle.py -nt "$out" ]; then
     --seed-start "$start" --count "$count" --out "$out.partial"
   mv "$out.partial" "$out"
 fi
-CONFORMANCE_CASES="$PWD/$out" cargo test --features conformance --test conformance -- --nocapture
+# --all-features, like the rest of test-all.sh, so the crate is compiled once.
+CONFORMANCE_CASES="$PWD/$out" cargo test --all-features --test conformance -- --nocapture

@@ -34,4 +34,15 @@ eval "$up"
 trap 'rc=$?; [ "$rc" -eq 0 ] || tail -n 80 "$TESTCP_DIR/testcp.log" >&2 || true; scripts/testcp-down.sh || true; exit "$rc"' EXIT
 
 step "unit, CLI, property and control-plane tests"
-cargo test --features testcp
+export CONFORMANCE_CASES="$PWD/target/conformance/cases-1-${CONFORMANCE_COUNT:-5000}.json"
+log=$(mktemp)
+set +e
+cargo test --all-features 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1)} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1)} END {print s + 0}' "$log")
+rm -f "$log"
+echo
+echo "$passed passed, $failed failed"
+exit "$rc"

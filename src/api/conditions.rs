@@ -25,4 +25,7 @@ pub mod reasons {
     pub const INVALID_TRANSITION: &str = "InvalidTransition";
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
     pub const BUNDLE_REJECTED: &str = "BundleRejected";
+    pub const GATEWAY_SYNCED: &str = "GatewaySynced";
+    pub const GATEWAY_ROLLING: &str = "Rolling";
+    pub const GATEWAY_NOT_FOUND: &str = "GatewayNotFound";
 }

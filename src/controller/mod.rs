@@ -196,6 +196,20 @@ pub async fn run(
         );
         streams.push(Box::pin(catalog));
     }
+    if let Some(name) = &opts.config.gateway_deployment {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = match &opts.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let rollouts = namespaces_of(
+            watcher(
+                deployments,
+                cfg.clone().fields(&format!("metadata.name={name}")),
+            )
+            .default_backoff(),
+        );
+        streams.push(Box::pin(rollouts));
+    }
     let mut events = futures::stream::select_all(streams);
 
     let stores_ready = Arc::new(tokio::sync::OnceCell::<()>::new());

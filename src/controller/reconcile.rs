@@ -233,10 +233,15 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         &still_wanted,
     );
     let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    let mut live_hash = current
+        .as_deref()
+        .and_then(|c| annotation(c, CONTENT_HASH_ANNOTATION))
+        .map(str::to_string);
     match &checked {
         Ok(()) => {
             write_bundle(ctx, ns, &bundle, current.as_deref()).await?;
             write_policy_configmaps(ctx, ns, &eval, &objects).await?;
+            live_hash = Some(bundle.content_hash.clone());
         }
         Err(rejected) => {
             let message = rejected.to_string();
@@ -252,6 +257,11 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             }
         }
     }
+
+    let gateway = match (&ctx.config.gateway_deployment, &live_hash) {
+        (Some(dep), Some(hash)) => vec![gateway_condition(ctx, ns, dep, hash).await?],
+        _ => Vec::new(),
+    };
 
     // Statuses and events.
     let now = now();
@@ -276,6 +286,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             &eval,
             &objects.versions,
             problems.get(&name).map(String::as_str),
+            &gateway,
             &now,
         );
         let changed = p.status.as_ref().is_none_or(|old| {
@@ -427,6 +438,70 @@ async fn write_bundle(
         roll_gateway(ctx, ns, dep, &bundle.content_hash).await?;
     }
     Ok(())
+}
+
+/// `GatewaySynced`: the gateway Deployment runs the bundle once its pod template carries the
+/// bundle hash and the rollout finished (observed, updated and available replicas).
+async fn gateway_condition(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    hash: &str,
+) -> Result<status::Cond, Error> {
+    use crate::api::conditions::{GATEWAY_SYNCED, reasons};
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let dep = api.get_opt(name).await.map_err(|source| Error::Write {
+        what: format!("read Deployment {ns}/{name}"),
+        source,
+    })?;
+    let Some(dep) = dep else {
+        return Ok(status::cond(
+            GATEWAY_SYNCED,
+            false,
+            reasons::GATEWAY_NOT_FOUND,
+            format!("gateway Deployment {ns}/{name} not found"),
+        ));
+    };
+    let template_hash = dep
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+        .map(String::as_str);
+    let st = dep.status.clone().unwrap_or_default();
+    let want = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let observed = st.observed_generation.unwrap_or(0) >= dep.metadata.generation.unwrap_or(0);
+    let done = observed
+        && st.updated_replicas.unwrap_or(0) >= want
+        && st.available_replicas.unwrap_or(0) >= want
+        && st.replicas.unwrap_or(0) <= want;
+    Ok(if template_hash != Some(hash) {
+        status::cond(
+            GATEWAY_SYNCED,
+            false,
+            reasons::GATEWAY_ROLLING,
+            format!("Deployment {name} does not carry the bundle hash yet"),
+        )
+    } else if done {
+        status::cond(
+            GATEWAY_SYNCED,
+            true,
+            reasons::GATEWAY_SYNCED,
+            format!("Deployment {name} runs bundle {hash}"),
+        )
+    } else {
+        status::cond(
+            GATEWAY_SYNCED,
+            false,
+            reasons::GATEWAY_ROLLING,
+            format!(
+                "Deployment {name} is rolling out bundle {hash} ({} of {want} replicas updated, {} available)",
+                st.updated_replicas.unwrap_or(0),
+                st.available_replicas.unwrap_or(0)
+            ),
+        )
+    })
 }
 
 async fn roll_gateway(ctx: &Context, ns: &str, name: &str, hash: &str) -> Result<(), Error> {

@@ -22,7 +22,7 @@ pub struct Cond {
     pub message: String,
 }
 
-fn cond(
+pub fn cond(
     type_: &'static str,
     status: bool,
     reason: &'static str,
@@ -353,6 +353,7 @@ pub fn policy_status(
     eval: &Evaluation,
     versions: &[PolicyVersion],
     bundle_problem: Option<&str>,
+    extra: &[Cond],
     now: &Time,
 ) -> PolicyStatus {
     let name = p.metadata.name.clone().unwrap_or_default();
@@ -426,6 +427,7 @@ pub fn policy_status(
             "no version asks for production",
         ));
     }
+    conds.extend(extra.iter().cloned());
     PolicyStatus {
         observed_generation: p.metadata.generation,
         production_version: production,

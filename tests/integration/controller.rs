@@ -686,3 +686,83 @@ async fn litellm_loads_the_bundle_and_resolves_like_we_do() {
     }
     let _ = kubectl_output(&["get", "ns", n]).await;
 }
+
+#[tokio::test]
+async fn bundle_changes_roll_the_gateway_deployment() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let ns = TestNamespace::new("gateway-roll").await;
+    let n = ns.name.as_str();
+    apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: litellm, namespace: {n}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: litellm}}}}\n  template:\n    metadata: {{labels: {{app: litellm}}}}\n    spec: {{containers: [{{name: litellm, image: litellm/litellm:v1.110.2}}]}}\n"
+    ))
+    .await;
+    let _op = Operator::start(n, &["--gateway-deployment", "litellm"]).await;
+    apply(&(policy(n, "p") + &version(n, "p", 1, "Production", "  guardrails: {add: [g]}\n")))
+        .await;
+    let deployments: Api<Deployment> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    await_bundle(&ns, "p in the bundle", |b| b["policies"].get("p").is_some()).await;
+    let hash = eventually("the bundle hash on the pod template", T, || async {
+        let cm = cms
+            .get("guardrail-gateway-config")
+            .await
+            .map_err(|e| e.to_string())?;
+        let hash = cm
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("guardrails.dev/content-hash")
+            .cloned()
+            .ok_or("no hash")?;
+        let d = deployments
+            .get("litellm")
+            .await
+            .map_err(|e| e.to_string())?;
+        let on_template = d
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get("guardrails.dev/config-hash").cloned());
+        if on_template.as_deref() == Some(hash.as_str()) {
+            Ok(hash)
+        } else {
+            Err(format!("template {on_template:?}, bundle {hash}"))
+        }
+    })
+    .await;
+    let policies: Api<Policy> = ns.api();
+    let gateway = |p: Option<&Policy>| {
+        p.and_then(|p| p.status.as_ref()).and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "GatewaySynced")
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        })
+    };
+    await_condition(&policies, "p", "GatewaySynced=False Rolling", T, |p| {
+        gateway(p) == Some(("False".into(), "Rolling".into()))
+    })
+    .await;
+    // No kubelet here: play the Deployment controller and report the rollout finished.
+    let d = deployments.get("litellm").await.unwrap();
+    let generation = d.metadata.generation.unwrap();
+    kubectl(&[
+        "patch", "deployment", "litellm", "-n", n, "--subresource=status", "--type=merge", "-p",
+        &format!("{{\"status\":{{\"observedGeneration\":{generation},\"replicas\":1,\"updatedReplicas\":1,\"readyReplicas\":1,\"availableReplicas\":1}}}}"),
+    ])
+    .await;
+    let p = await_condition(&policies, "p", "GatewaySynced=True", T, |p| {
+        gateway(p) == Some(("True".into(), "GatewaySynced".into()))
+    })
+    .await
+    .unwrap();
+    let msg = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "GatewaySynced")
+        .unwrap()
+        .message;
+    assert!(msg.contains(&hash), "{msg} should name {hash}");
+}
