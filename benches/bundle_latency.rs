@@ -16,17 +16,47 @@ const ROUNDS: i64 = 20;
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let path = std::env::var("TESTCP_KUBECONFIG").expect("TESTCP_KUBECONFIG: run `eval \"$(scripts/testcp-up.sh)\"` first");
+    let path = std::env::var("TESTCP_KUBECONFIG")
+        .expect("TESTCP_KUBECONFIG: run `eval \"$(scripts/testcp-up.sh)\"` first");
     let kc = Kubeconfig::read_from(&path).unwrap();
-    let client = Client::try_from(Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap()).unwrap();
+    let client = Client::try_from(
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let ns = format!("bench-latency-{:06x}", rand::random::<u32>() & 0xffffff);
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap()).await.unwrap();
-    let crds = std::process::Command::new("kubectl").args(["--kubeconfig", &path, "apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]).output().unwrap();
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let crds = std::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            &path,
+            "apply",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
+        ])
+        .output()
+        .unwrap();
     assert!(crds.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut op = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
-        .args(["run", "--namespace", &ns, "--http-addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "run",
+            "--namespace",
+            &ns,
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("KUBECONFIG", &path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -35,7 +65,11 @@ async fn main() {
         .unwrap();
     let pp = PatchParams::apply("bench").force();
     let dynapi = |kind: &str| -> Api<kube::core::DynamicObject> {
-        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("guardrails.dev", "v1alpha1", kind));
+        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "guardrails.dev",
+            "v1alpha1",
+            kind,
+        ));
         Api::namespaced_with(client.clone(), &ns, &ar)
     };
     dynapi("Policy")
@@ -56,12 +90,19 @@ async fn main() {
             "spec": {"policy": "p", "version": i, "stage": "Production", "guardrails": {"add": [format!("g{i}")]}},
         });
         let start = Instant::now();
-        dynapi("PolicyVersion").patch(&format!("p-v{i}"), &pp, &Patch::Apply(body)).await.unwrap();
+        dynapi("PolicyVersion")
+            .patch(&format!("p-v{i}"), &pp, &Patch::Apply(body))
+            .await
+            .unwrap();
         loop {
-            if version_in_bundle(cms.get_opt("guardrail-gateway-config").await.unwrap()) == Some(i) {
+            if version_in_bundle(cms.get_opt("guardrail-gateway-config").await.unwrap()) == Some(i)
+            {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "round {i} did not converge");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "round {i} did not converge"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         samples.push(start.elapsed());

@@ -4,6 +4,8 @@
 //! webhook. The engine never sees a Kubernetes client, the network or a clock.
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod webhook;

@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller: status, lifecycle and the gateway ConfigMaps (with metrics, health
     /// probes and leader election).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions generated from the Rust types (what crds/ holds).
     Crds(CrdsArgs),
     /// Validate manifests offline: schema, content rules and LiteLLM's validation of the
@@ -81,6 +81,36 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Serve the validating admission webhook on this address (HTTPS).
+    #[arg(long)]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+    /// Read the webhook's serving certificate from tls.crt and tls.key in this directory
+    /// (cert-manager mode); re-read when the files change.
+    #[arg(long, value_name = "DIR", conflicts_with = "webhook_secret")]
+    pub webhook_cert_dir: Option<String>,
+    /// Operator-managed certificates: keep a CA and serving certificate in this Secret (in
+    /// --webhook-secret-namespace), renew them, and patch the caBundle of --webhook-config.
+    #[arg(long, value_name = "NAME")]
+    pub webhook_secret: Option<String>,
+    /// Namespace of --webhook-secret (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    pub webhook_secret_namespace: Option<String>,
+    /// DNS name for the serving certificate (repeatable), e.g. the Service's
+    /// `<svc>.<ns>.svc`.
+    #[arg(long = "webhook-dns", value_name = "NAME")]
+    pub webhook_dns: Vec<String>,
+    /// IP address for the serving certificate (repeatable).
+    #[arg(long = "webhook-ip", value_name = "IP")]
+    pub webhook_ips: Vec<std::net::IpAddr>,
+    /// ValidatingWebhookConfiguration whose caBundle the operator keeps current.
+    #[arg(long, value_name = "NAME")]
+    pub webhook_config: Option<String>,
+    /// Validity of operator-managed serving certificates, in days (renewed with a third left).
+    #[arg(long, default_value_t = 365)]
+    pub webhook_cert_days: i64,
+    /// Milliseconds a version's tests may take in one admission review.
+    #[arg(long, default_value_t = 2000)]
+    pub admission_budget_ms: u64,
 }
 
 /// Log format.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 use super::{Failure, LogFormat, RunArgs};
-use crate::controller::{self, Config, LeaseOptions, RunOptions};
+use crate::controller::{self, CertSource, Config, LeaseOptions, RunOptions, WebhookOptions};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
@@ -48,6 +48,33 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
         }),
         debounce: Duration::from_millis(args.debounce_ms),
         resync: Duration::from_secs(args.resync_seconds),
+        webhook: match args.webhook_addr {
+            None => None,
+            Some(addr) => Some(WebhookOptions {
+                addr,
+                budget_seconds: args.admission_budget_ms as f64 / 1000.0,
+                certs: match (&args.webhook_cert_dir, &args.webhook_secret) {
+                    (Some(dir), _) => CertSource::Dir(dir.into()),
+                    (None, Some(secret)) => CertSource::Managed {
+                        secret_namespace: args
+                            .webhook_secret_namespace
+                            .clone()
+                            .or_else(|| args.lease_namespace.clone())
+                            .unwrap_or_else(|| "default".into()),
+                        secret_name: secret.clone(),
+                        dns: args.webhook_dns.clone(),
+                        ips: args.webhook_ips.clone(),
+                        days: args.webhook_cert_days,
+                        webhook_config: args.webhook_config.clone(),
+                    },
+                    (None, None) => {
+                        return Err(Failure::usage(
+                            "--webhook-addr needs a certificate: --webhook-cert-dir DIR (cert-manager) or --webhook-secret NAME (operator-managed)",
+                        ));
+                    }
+                },
+            }),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

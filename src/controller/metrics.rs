@@ -37,6 +37,7 @@ pub struct Metrics {
     pub writes: Family<ResultLabels, Counter>,
     pub bundle_bytes: Gauge,
     pub leader: Gauge,
+    pub admission: crate::webhook::AdmissionMetrics,
 }
 
 impl Default for Metrics {
@@ -84,7 +85,9 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let admission = crate::webhook::AdmissionMetrics::register(&mut registry);
         Metrics {
+            admission,
             registry: Arc::new(registry),
             reconciles,
             errors,

@@ -25,7 +25,6 @@ use tracing::{error, info, warn};
 
 use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{Policy, PolicyAttachment, PolicyVersion};
-use crate::engine::testing::{GuardrailProvider, MocksOnly};
 use metrics::{ErrorLabels, Metrics};
 pub use reconcile::Config;
 use reconcile::Context;
@@ -83,6 +82,34 @@ pub struct RunOptions {
     pub debounce: Duration,
     /// Reconcile every namespace this often even without changes.
     pub resync: Duration,
+    /// Serve the admission webhook.
+    pub webhook: Option<WebhookOptions>,
+}
+
+/// How the webhook gets its serving certificate.
+#[derive(Clone, Debug)]
+pub enum CertSource {
+    /// `tls.crt` and `tls.key` in a directory (cert-manager or any mount), re-read on change.
+    Dir(std::path::PathBuf),
+    /// Operator-managed: a CA and serving certificate in a Secret, renewed automatically.
+    Managed {
+        secret_namespace: String,
+        secret_name: String,
+        dns: Vec<String>,
+        ips: Vec<std::net::IpAddr>,
+        days: i64,
+        /// ValidatingWebhookConfiguration whose caBundle is kept current.
+        webhook_config: Option<String>,
+    },
+}
+
+/// Webhook options.
+#[derive(Clone, Debug)]
+pub struct WebhookOptions {
+    pub addr: std::net::SocketAddr,
+    pub certs: CertSource,
+    /// Seconds the tests of one review may take.
+    pub budget_seconds: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -125,7 +152,7 @@ where
 pub async fn run(
     client: Client,
     opts: RunOptions,
-    provider: Option<Arc<dyn GuardrailProvider + Send + Sync>>,
+    provider: Option<crate::webhook::ProviderFactory>,
 ) -> Result<(), Error> {
     // Startup guard: a missing CRD gives one clear error instead of a crash loop of watch errors.
     let probe: Api<Policy> = Api::all(client.clone());
@@ -247,7 +274,7 @@ pub async fn run(
         catalogs: catalog_store,
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
-        provider: provider.unwrap_or_else(|| Arc::new(MocksOnly)),
+        provider: provider.unwrap_or_else(crate::webhook::mocks_only),
     });
 
     // Leadership.
@@ -296,6 +323,32 @@ pub async fn run(
             })
             .await;
     });
+
+    let webhook_task = match &opts.webhook {
+        None => None,
+        Some(w) => {
+            let state = Arc::new(crate::webhook::WebhookState {
+                policies: ctx.policies.clone(),
+                versions: ctx.versions.clone(),
+                attachments: ctx.attachments.clone(),
+                catalogs: opts
+                    .config
+                    .catalog_name
+                    .as_ref()
+                    .map(|_| ctx.catalogs.clone()),
+                catalog_name: opts.config.catalog_name.clone(),
+                provider: ctx.provider.clone(),
+                metrics: metrics.admission.clone(),
+                budget_seconds: w.budget_seconds,
+            });
+            Some(tokio::spawn(webhook_main(
+                client.clone(),
+                w.clone(),
+                state,
+                stop_rx.clone(),
+            )))
+        }
+    };
 
     let queue = Arc::new(Mutex::new(Queue::default()));
     let wake = Arc::new(Notify::new());
@@ -413,8 +466,110 @@ pub async fn run(
         }
     }
     let _ = http_task.await;
+    if let Some(t) = webhook_task {
+        let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Serve the webhook: load or issue the certificate, keep it current, answer reviews.
+async fn webhook_main(
+    client: Client,
+    w: WebhookOptions,
+    state: Arc<crate::webhook::WebhookState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use crate::webhook::{certs, server_config};
+    let load = |client: Client, source: CertSource| async move {
+        match &source {
+            CertSource::Dir(dir) => {
+                let (cert, key) = certs::read_dir_pem(dir).map_err(|e| e.to_string())?;
+                server_config(&cert, &key).map(|c| (c, false))
+            }
+            CertSource::Managed {
+                secret_namespace,
+                secret_name,
+                dns,
+                ips,
+                days,
+                webhook_config,
+            } => {
+                let (pem, renewed) =
+                    certs::ensure_secret(&client, secret_namespace, secret_name, dns, ips, *days)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                if let Some(cfg) = webhook_config {
+                    certs::patch_ca_bundle(&client, cfg, &pem.ca)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                server_config(pem.cert.as_bytes(), pem.key.as_bytes()).map(|c| (c, renewed))
+            }
+        }
+    };
+    let tls = loop {
+        match load(client.clone(), w.certs.clone()).await {
+            Ok((cfg, _)) => break axum_server::tls_rustls::RustlsConfig::from_config(cfg),
+            Err(e) => {
+                error!(error = %e, "webhook certificate unavailable; retrying in 5s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    // Keep the certificate current: re-read files on change, renew managed certificates.
+    let reload_tls = tls.clone();
+    let source = w.certs.clone();
+    let mut reload_stop = stop.clone();
+    tokio::spawn(async move {
+        let period = match &source {
+            CertSource::Dir(_) => Duration::from_secs(10),
+            CertSource::Managed { .. } => Duration::from_secs(3600),
+        };
+        let mut stamp = match &source {
+            CertSource::Dir(d) => crate::webhook::certs::dir_stamp(d),
+            CertSource::Managed { .. } => None,
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = reload_stop.changed() => return,
+            }
+            let changed = match &source {
+                CertSource::Dir(d) => {
+                    let now = crate::webhook::certs::dir_stamp(d);
+                    let c = now != stamp;
+                    stamp = now;
+                    c
+                }
+                CertSource::Managed { .. } => true,
+            };
+            if !changed {
+                continue;
+            }
+            match load(client.clone(), source.clone()).await {
+                Ok((cfg, renewed)) => {
+                    if renewed || matches!(source, CertSource::Dir(_)) {
+                        reload_tls.reload_from_config(cfg);
+                        info!("webhook certificate reloaded");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot refresh the webhook certificate; keeping the current one")
+                }
+            }
+        }
+    });
+    info!(addr = %w.addr, "serving the admission webhook");
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(e) = crate::webhook::serve(w.addr, tls, state, shutdown).await {
+        error!(error = %e, "the webhook server stopped");
+    }
 }
 
 /// Release the lease by clearing its holder (only if we hold it).

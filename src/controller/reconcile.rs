@@ -22,7 +22,6 @@ use crate::engine::catalog::Catalog;
 use crate::engine::namespace::{Evaluation, Objects, Options, evaluate};
 use crate::engine::pipeline::MonotonicClock;
 use crate::engine::status::{self, Event};
-use crate::engine::testing::GuardrailProvider;
 
 /// The operator's configuration (flags of `run`).
 #[derive(Clone, Debug)]
@@ -48,20 +47,7 @@ pub struct Context {
     pub catalogs: Store<ConfigMap>,
     pub recorder: Recorder,
     pub metrics: Metrics,
-    pub provider: Arc<dyn GuardrailProvider + Send + Sync>,
-}
-
-fn in_ns<K>(list: Vec<Arc<K>>, ns: &str) -> Vec<K>
-where
-    K: ResourceExt + Clone,
-{
-    let mut v: Vec<K> = list
-        .into_iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns))
-        .map(|o| (*o).clone())
-        .collect();
-    v.sort_by_key(|o| o.name_any());
-    v
+    pub provider: crate::webhook::ProviderFactory,
 }
 
 fn now() -> Time {
@@ -103,28 +89,10 @@ impl Context {
     }
 
     fn catalog(&self, ns: &str) -> Result<Option<Catalog>, String> {
-        let Some(name) = &self.config.catalog_name else {
-            return Ok(None);
-        };
-        let Some(cm) = self
-            .catalogs
-            .state()
-            .into_iter()
-            .find(|c| c.namespace().as_deref() == Some(ns) && c.name_any() == *name)
-        else {
-            return Ok(None);
-        };
-        let text = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get("guardrails.yaml").or_else(|| d.values().next()))
-            .cloned()
-            .unwrap_or_default();
-        let value: serde_json::Value = serde_saphyr::from_str(&text)
-            .map_err(|e| format!("ConfigMap {ns}/{name}: not valid YAML: {e}"))?;
-        Catalog::from_value(&value)
-            .map(Some)
-            .map_err(|e| format!("ConfigMap {ns}/{name}: {e}"))
+        match &self.config.catalog_name {
+            None => Ok(None),
+            Some(name) => crate::cache::catalog(&self.catalogs, name, ns),
+        }
     }
 
     fn configmap(&self, ns: &str, name: &str) -> Option<Arc<ConfigMap>> {
@@ -152,11 +120,7 @@ fn annotation<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
 
 /// Reconcile one namespace.
 pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
-    let objects = Objects {
-        policies: in_ns(ctx.policies.state(), ns),
-        versions: in_ns(ctx.versions.state(), ns),
-        attachments: in_ns(ctx.attachments.state(), ns),
-    };
+    let objects = crate::cache::objects(&ctx.policies, &ctx.versions, &ctx.attachments, ns);
     let catalog = match ctx.catalog(ns) {
         Ok(c) => c,
         Err(e) => {
@@ -165,6 +129,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         }
     };
     let names = catalog.as_ref().map(Catalog::names);
+    let provider = (ctx.provider)(catalog.as_ref());
     let clock = MonotonicClock::default();
     let known = |v: &PolicyVersion, hash: &str| -> Option<Result<(), String>> {
         let tests = v.status.as_ref()?.tests.as_ref()?;
@@ -185,7 +150,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         &objects,
         &Options {
             catalog: names.as_ref(),
-            provider: ctx.provider.as_ref(),
+            provider: provider.as_ref(),
             clock: &clock,
             run_all_tests: false,
             known_verdict: Some(&known),

@@ -4,6 +4,7 @@
 //! The controller, the webhook and the CLI all call these functions: one implementation of
 //! every rule.
 
+pub mod admission;
 pub mod attach;
 pub mod bundle;
 pub mod catalog;

@@ -17,3 +17,4 @@
 mod common;
 mod controller;
 mod smoke;
+mod webhook;

@@ -1,0 +1,322 @@
+//! The validating admission webhook: HTTPS (rustls, TLS 1.3 and 1.2 only with modern suites)
+//! in the operator binary. Each kind has its own route; every decision comes from
+//! `engine::admission`, so the webhook, the controller and the CLI share one implementation.
+
+pub mod certs;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use axum_server::tls_rustls::RustlsConfig;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::core::DynamicObject;
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOp,
+};
+use kube::runtime::reflector::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::api::{Policy, PolicyAttachment, PolicyVersion};
+use crate::engine::admission::{self, Decision, Env, Operation};
+use crate::engine::catalog::Catalog;
+use crate::engine::namespace::Objects;
+use crate::engine::pipeline::MonotonicClock;
+use crate::engine::testing::{GuardrailProvider, MocksOnly};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub allowed: &'static str,
+    pub dry_run: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DurationLabels {
+    pub kind: &'static str,
+    pub operation: &'static str,
+}
+
+/// Builds the guardrails that run for real in tests from a namespace's catalog.
+pub type ProviderFactory =
+    Arc<dyn Fn(Option<&Catalog>) -> Arc<dyn GuardrailProvider + Send + Sync> + Send + Sync>;
+
+/// Admission metrics.
+#[derive(Clone)]
+pub struct AdmissionMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<DurationLabels, Histogram>,
+    pub test_runs: Counter,
+}
+
+impl AdmissionMetrics {
+    /// Register in a registry (prefix `guardrail_`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = AdmissionMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+            }),
+            test_runs: Counter::default(),
+        };
+        registry.register(
+            "admission_requests",
+            "Admission reviews answered, by kind, operation, decision and dry run",
+            m.requests.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer an admission review",
+            m.duration.clone(),
+        );
+        registry.register(
+            "admission_test_runs",
+            "Admission reviews that ran a version's test pipeline",
+            m.test_runs.clone(),
+        );
+        m
+    }
+}
+
+/// What the handlers read.
+pub struct WebhookState {
+    pub policies: Store<Policy>,
+    pub versions: Store<PolicyVersion>,
+    pub attachments: Store<PolicyAttachment>,
+    pub catalogs: Option<Store<ConfigMap>>,
+    pub catalog_name: Option<String>,
+    pub provider: ProviderFactory,
+    pub metrics: AdmissionMetrics,
+    pub budget_seconds: f64,
+}
+
+impl WebhookState {
+    fn objects(&self, ns: &str) -> Objects {
+        crate::cache::objects(&self.policies, &self.versions, &self.attachments, ns)
+    }
+
+    fn catalog(&self, ns: &str) -> Option<Catalog> {
+        let (store, name) = (self.catalogs.as_ref()?, self.catalog_name.as_ref()?);
+        crate::cache::catalog(store, name, ns).ok().flatten()
+    }
+}
+
+fn op(o: &KubeOp) -> Operation {
+    match o {
+        KubeOp::Create => Operation::Create,
+        KubeOp::Update => Operation::Update,
+        KubeOp::Delete => Operation::Delete,
+        KubeOp::Connect => Operation::Connect,
+    }
+}
+
+fn op_label(o: &KubeOp) -> &'static str {
+    match o {
+        KubeOp::Create => "CREATE",
+        KubeOp::Update => "UPDATE",
+        KubeOp::Delete => "DELETE",
+        KubeOp::Connect => "CONNECT",
+    }
+}
+
+fn typed<K: DeserializeOwned>(o: &Option<DynamicObject>) -> Result<Option<K>, String> {
+    match o {
+        None => Ok(None),
+        Some(obj) => serde_json::to_value(obj)
+            .and_then(serde_json::from_value)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Which kind a route serves.
+#[derive(Clone, Copy)]
+enum Kind {
+    Policy,
+    Version,
+    Attachment,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Policy => "Policy",
+            Kind::Version => "PolicyVersion",
+            Kind::Attachment => "PolicyAttachment",
+        }
+    }
+}
+
+/// Decide one review (also used by tests and the load benchmark, without HTTP).
+pub fn review(
+    state: &WebhookState,
+    review: AdmissionReview<DynamicObject>,
+    kind_hint: Option<&'static str>,
+) -> AdmissionReview<DynamicObject> {
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(_) => {
+            return AdmissionResponse::invalid("the AdmissionReview has no request").into_review();
+        }
+    };
+    let kind = match kind_hint.unwrap_or(req.kind.kind.as_str()) {
+        "Policy" => Kind::Policy,
+        "PolicyVersion" => Kind::Version,
+        "PolicyAttachment" => Kind::Attachment,
+        other => {
+            return AdmissionResponse::from(&req)
+                .deny(format!("guardrail-operator does not validate kind {other}"))
+                .into_review();
+        }
+    };
+    let started = Instant::now();
+    let ns = req.namespace.clone().unwrap_or_default();
+    let objects = state.objects(&ns);
+    let catalog = state.catalog(&ns);
+    let names = catalog.as_ref().map(Catalog::names);
+    let provider = (state.provider)(catalog.as_ref());
+    let clock = MonotonicClock::default();
+    let env = Env {
+        objects: &objects,
+        catalog: names.as_ref(),
+        provider: provider.as_ref(),
+        clock: &clock,
+        budget_seconds: state.budget_seconds,
+    };
+    let operation = op(&req.operation);
+    let decided: Result<Decision, String> = match kind {
+        Kind::Version => typed::<PolicyVersion>(&req.object)
+            .and_then(|n| typed::<PolicyVersion>(&req.old_object).map(|o| (n, o)))
+            .map(|(n, o)| admission::review_version(operation, n.as_ref(), o.as_ref(), &env)),
+        Kind::Attachment => typed::<PolicyAttachment>(&req.object)
+            .and_then(|n| typed::<PolicyAttachment>(&req.old_object).map(|o| (n, o)))
+            .map(|(n, o)| admission::review_attachment(operation, n.as_ref(), o.as_ref(), &env)),
+        Kind::Policy => typed::<Policy>(&req.old_object)
+            .map(|o| admission::review_policy(operation, o.as_ref(), &env)),
+    };
+    let mut resp = AdmissionResponse::from(&req);
+    let allowed = match decided {
+        Ok(d) => {
+            if d.ran_tests {
+                state.metrics.test_runs.inc();
+            }
+            if !d.warnings.is_empty() {
+                resp.warnings = Some(d.warnings);
+            }
+            if !d.allowed {
+                resp = resp.deny(d.message.unwrap_or_default());
+            }
+            d.allowed
+        }
+        Err(e) => {
+            resp = resp.deny(format!(
+                "cannot read the {} in the AdmissionReview: {e}",
+                kind.label()
+            ));
+            false
+        }
+    };
+    let labels = RequestLabels {
+        kind: kind.label(),
+        operation: op_label(&req.operation),
+        allowed: if allowed { "true" } else { "false" },
+        dry_run: if req.dry_run { "true" } else { "false" },
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .duration
+        .get_or_create(&DurationLabels {
+            kind: kind.label(),
+            operation: op_label(&req.operation),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    debug!(kind = kind.label(), namespace = %ns, name = %req.name, allowed, elapsed = ?started.elapsed(), "admission review");
+    resp.into_review()
+}
+
+async fn handle(
+    State(state): State<Arc<WebhookState>>,
+    kind: &'static str,
+    body: axum::body::Bytes,
+) -> Json<AdmissionReview<DynamicObject>> {
+    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) {
+        Ok(r) => Json(review(&state, r, Some(kind))),
+        Err(e) => {
+            warn!(error = %e, "malformed AdmissionReview");
+            Json(
+                AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}")).into_review(),
+            )
+        }
+    }
+}
+
+/// The webhook routes.
+pub fn router(state: Arc<WebhookState>) -> Router {
+    Router::new()
+        .route("/validate/policies", post(|s, b| handle(s, "Policy", b)))
+        .route(
+            "/validate/policyversions",
+            post(|s, b| handle(s, "PolicyVersion", b)),
+        )
+        .route(
+            "/validate/policyattachments",
+            post(|s, b| handle(s, "PolicyAttachment", b)),
+        )
+        .with_state(state)
+}
+
+/// A rustls server configuration: TLS 1.3 and 1.2 (AEAD suites only, from the aws-lc-rs
+/// provider), the given certificate.
+pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls.crt: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls.key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not match or are unsupported: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serve the webhook until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    tls: RustlsConfig,
+    state: Arc<WebhookState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    axum_server::bind_rustls(addr, tls)
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
+}
+
+/// The provider factory used when no content-filter implementation is plugged in.
+pub fn mocks_only() -> ProviderFactory {
+    Arc::new(|_| Arc::new(MocksOnly))
+}
