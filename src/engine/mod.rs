@@ -9,6 +9,7 @@ pub mod attach;
 pub mod bundle;
 pub mod catalog;
 pub mod condition;
+pub mod content_filter;
 pub mod convert;
 pub mod diff;
 pub mod hash;
