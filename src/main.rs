@@ -10,6 +10,9 @@ fn main() {
         Command::Crds(args) => cli::crds(args).map(|()| 0),
         Command::Validate(args) => cli::validate::run(args),
         Command::Resolve(args) => cli::resolve::run(args),
+        Command::Test(args) => cli::test::run(args),
+        Command::Render(args) => cli::render::run(args),
+        Command::Diff(args) => cli::diff::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,8 +1,11 @@
 //! The command line (api.md §7).
 
+pub mod diff;
 pub mod manifests;
+pub mod render;
 pub mod resolve;
 pub mod run;
+pub mod test;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -32,6 +35,60 @@ pub enum Command {
     /// Show what applies to a request: matched policies (in LiteLLM's order, with the reason)
     /// and the effective guardrails, from the state the controller converges to.
     Resolve(ResolveArgs),
+    /// Run every PolicyVersion's spec.tests offline, as admission does; exit 1 if any fails.
+    Test(TestArgs),
+    /// Print the gateway bundle ConfigMap the operator would write for these objects.
+    Render(RenderArgs),
+    /// LiteLLM's field diff (compare) of two versions of a policy.
+    Diff(DiffArgs),
+}
+
+/// Output format of `test`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TestOutput {
+    Text,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Output format: a readable report, JSON, or JUnit XML for CI systems.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: TestOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Name of the bundle ConfigMap (as the operator's --bundle-name).
+    #[arg(long, default_value = "guardrail-gateway-config")]
+    pub bundle_name: String,
+    /// Print only this data key (policies.yaml or resolved.json), raw.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Output format of the ConfigMap.
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// The policy whose versions are compared.
+    #[arg(long)]
+    pub policy: String,
+    /// Version A (spec.version).
+    pub a: i64,
+    /// Version B (spec.version).
+    pub b: i64,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -1,35 +1,12 @@
 //! `resolve`: what applies to a request, from the state the controller converges to.
 
-use super::manifests::read;
-use super::{Failure, Output, ResolveArgs, catalog_names, read_catalog};
+use super::{Failure, Output, ResolveArgs};
 use crate::engine::attach::{Resolution, resolve_request};
 use crate::engine::model::MatchContext;
-use crate::engine::namespace::{Options, evaluate};
-use crate::engine::pipeline::MonotonicClock;
-use crate::engine::testing::MocksOnly;
 
 /// Compute the answer (shared with tests).
 pub fn answer(args: &ResolveArgs) -> Result<Resolution, Failure> {
-    let catalog = read_catalog(args.inputs.catalog.as_deref())?;
-    let m = read(&args.inputs.files, args.inputs.recursive).map_err(|e| Failure {
-        message: e.to_string(),
-        code: 1,
-    })?;
-    let ns = m
-        .choose_namespace(args.inputs.namespace.as_deref())
-        .map_err(Failure::usage)?;
-    let names = catalog_names(&catalog);
-    let clock = MonotonicClock::default();
-    let eval = evaluate(
-        &m.objects(&ns),
-        &Options {
-            catalog: names.as_ref(),
-            provider: &MocksOnly,
-            clock: &clock,
-            run_all_tests: false,
-            known_verdict: None,
-        },
-    );
+    let (_, eval, _) = super::render::evaluate_inputs(&args.inputs)?;
     let ctx = MatchContext {
         team_alias: args.team.clone(),
         key_alias: args.key.clone(),

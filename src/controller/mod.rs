@@ -274,7 +274,7 @@ pub async fn run(
         catalogs: catalog_store,
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
-        provider: provider.unwrap_or_else(crate::webhook::mocks_only),
+        provider: provider.unwrap_or_else(crate::webhook::default_provider),
     });
 
     // Leadership.

@@ -316,7 +316,13 @@ pub async fn serve(
         .await
 }
 
-/// The provider factory used when no content-filter implementation is plugged in.
+/// The guardrails that run for real in tests, from a namespace's catalog — used by the
+/// controller, the webhook and the CLI alike.
+pub fn default_provider() -> ProviderFactory {
+    mocks_only()
+}
+
+/// A factory where every guardrail needs a mock.
 pub fn mocks_only() -> ProviderFactory {
     Arc::new(|_| Arc::new(MocksOnly))
 }

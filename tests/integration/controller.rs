@@ -766,3 +766,77 @@ async fn bundle_changes_roll_the_gateway_deployment() {
         .message;
     assert!(msg.contains(&hash), "{msg} should name {hash}");
 }
+
+#[tokio::test]
+async fn render_prints_exactly_what_the_controller_writes() {
+    let ns = TestNamespace::new("render").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &["--catalog-configmap", "guardrail-catalog"]).await;
+    let repo = repo_root().join("examples/policy-repo");
+    let dir = std::env::temp_dir().join(format!("render-{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in crate::common::yaml_files(&repo) {
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("namespace: llm-gateway", &format!("namespace: {n}"));
+        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+    }
+    kubectl(&["apply", "-f", dir.to_str().unwrap()]).await;
+    let policies: Api<Policy> = ns.api();
+    for p in ["org-baseline", "research", "claude-audit", "gated"] {
+        await_condition(&policies, p, "in production", T, |p| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.production_version)
+                .is_some()
+        })
+        .await;
+    }
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+        .args([
+            "render",
+            "-f",
+            dir.to_str().unwrap(),
+            "--catalog",
+            dir.join("00-catalog.yaml").to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let rendered: Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    let cms: Api<ConfigMap> = ns.api();
+    let cm = eventually("the bundle with all four policies", T, || async {
+        let cm = cms
+            .get("guardrail-gateway-config")
+            .await
+            .map_err(|e| e.to_string())?;
+        let hash = cm
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .get("guardrails.dev/content-hash")
+            .cloned();
+        if hash.as_deref()
+            == rendered["metadata"]["annotations"]["guardrails.dev/content-hash"].as_str()
+        {
+            Ok(cm)
+        } else {
+            Err(format!("{hash:?}"))
+        }
+    })
+    .await;
+    let data = cm.data.unwrap();
+    for key in ["policies.yaml", "resolved.json"] {
+        assert_eq!(
+            data[key].as_str(),
+            rendered["data"][key].as_str().unwrap(),
+            "{key} differs between render and the controller"
+        );
+    }
+}
