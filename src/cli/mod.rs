@@ -182,6 +182,10 @@ pub struct CrdsArgs {
     /// Write one file per CRD into this directory instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<String>,
+    /// Also write the CRDs as Helm templates (behind crds.enabled, kept on uninstall with
+    /// crds.keep) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub chart_dir: Option<String>,
 }
 
 /// Output format.
@@ -294,6 +298,26 @@ pub fn crds(args: &CrdsArgs) -> Result<(), Failure> {
         message: format!("cannot render the CRDs: {e}"),
         code: 1,
     })?;
+    if let Some(dir) = &args.chart_dir {
+        let templates = crate::api::chart_crd_templates().map_err(|e| Failure {
+            message: format!("cannot render the CRDs: {e}"),
+            code: 1,
+        })?;
+        std::fs::create_dir_all(dir).map_err(|e| Failure {
+            message: format!("{dir}: {e}"),
+            code: 1,
+        })?;
+        for (stem, text) in templates {
+            let path = format!("{dir}/{stem}.yaml");
+            std::fs::write(&path, text).map_err(|e| Failure {
+                message: format!("{path}: {e}"),
+                code: 1,
+            })?;
+        }
+        if args.dir.is_none() {
+            return Ok(());
+        }
+    }
     match &args.dir {
         None => {
             let joined: Vec<String> = docs.into_iter().map(|(_, y)| y).collect();

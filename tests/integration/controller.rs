@@ -53,6 +53,15 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 impl Operator {
     pub async fn start(ns: &str, extra: &[&str]) -> Operator {
+        Self::start_with_kubeconfig(ns, extra, &kubeconfig_path()).await
+    }
+
+    /// Start with another identity (e.g. a ServiceAccount token).
+    pub async fn start_with_kubeconfig(
+        ns: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+    ) -> Operator {
         let port = free_port();
         let log = repo_root()
             .join("target")
@@ -69,7 +78,7 @@ impl Operator {
             "50",
         ])
         .args(extra)
-        .env("KUBECONFIG", kubeconfig_path())
+        .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,guardrail_operator=debug")
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log"))

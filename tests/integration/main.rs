@@ -14,6 +14,7 @@
 //! Without a running control plane these tests fail (never skip).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chart;
 mod common;
 mod controller;
 mod smoke;
