@@ -7,6 +7,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake clang && 
 # Dependencies first, for layer caching.
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
+COPY tests tests
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --bin guardrail-operator || true
 COPY src src

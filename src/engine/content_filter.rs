@@ -3650,6 +3650,42 @@ struct Prog {
     sets: Vec<CharSet>,
     /// Lookaround bodies.
     subs: Vec<Prog>,
+    /// The characters a match can start with (`None` when a match can be empty): other start
+    /// positions are skipped, as `sre`'s search prefix check does.
+    first: Option<CharSet>,
+}
+
+/// The characters a match of `node` can consume first, and whether it can match empty.
+fn first_chars(node: &Node) -> (CharSet, bool) {
+    match node {
+        Node::Set(set) => (set.clone(), false),
+        Node::Concat(v) => {
+            let mut acc = CharSet::default();
+            for n in v {
+                let (f, nullable) = first_chars(n);
+                acc = acc.union(&f);
+                if !nullable {
+                    return (acc, false);
+                }
+            }
+            (acc, true)
+        }
+        Node::Alt(v) => {
+            let mut acc = CharSet::default();
+            let mut any_nullable = false;
+            for n in v {
+                let (f, nullable) = first_chars(n);
+                acc = acc.union(&f);
+                any_nullable |= nullable;
+            }
+            (acc, any_nullable)
+        }
+        Node::Repeat { node, min, .. } => {
+            let (f, nullable) = first_chars(node);
+            (f, nullable || *min == 0)
+        }
+        Node::Assert(_) | Node::Look { .. } => (CharSet::default(), true),
+    }
 }
 
 struct ProgBuilder<'a> {
@@ -3668,6 +3704,8 @@ impl<'a> ProgBuilder<'a> {
         };
         b.emit(node);
         b.prog.insts.push(Inst::Match);
+        let (first, nullable) = first_chars(node);
+        b.prog.first = (!nullable).then_some(first);
         b.prog
     }
 
@@ -3905,6 +3943,15 @@ impl Prog {
         let mut visited = Visited::default();
         let mut s = start;
         loop {
+            if let Some(first) = &self.first {
+                loop {
+                    match char_at(text, s) {
+                        Some(c) if first.contains(c as u32) => break,
+                        Some(c) => s += c.len_utf8(),
+                        None => return None,
+                    }
+                }
+            }
             if let Some(e) = self.match_at(text, s, must_advance && s == start, false, &mut visited)
             {
                 return Some((s, e));
