@@ -1,32 +1,79 @@
 #!/usr/bin/env bash
-# The README's first command: start the local control plane (real kube-apiserver + etcd),
-# install the CRDs, apply the example policy repository with kubectl, and show it.
-# Leaves the control plane running; stop it with the printed command.
+# The README's first command: start the local control plane (real kube-apiserver + etcd), the
+# operator (controller + admission webhook) as a local process, apply the example policy
+# repository with kubectl, and show it working: stages, a promotion, a refused version, the
+# gateway bundle. Leaves everything running; prints how to stop it.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 cargo build --quiet --bin guardrail-operator
-bin=target/debug/guardrail-operator
+bin=$PWD/target/debug/guardrail-operator
 up=$(scripts/testcp-up.sh)
 eval "$up"
-env_file=${TMPDIR:-/tmp}/guardrail-operator-demo.env
-echo "$up" > "$env_file"
-say "kubectl apply -f crds/"
-kubectl apply -f crds/
+state=${TMPDIR:-/tmp}/guardrail-operator-demo
+mkdir -p "$state"
+echo "$up" > "$state/env"
+
+kubectl apply -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
-kubectl create namespace llm-gateway --dry-run=client -o yaml | kubectl apply -f -
+kubectl create namespace llm-gateway --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+
+# The operator: controller + webhook on 127.0.0.1, with testcp's ready-made webhook certificate.
+cp "$TESTCP_DIR/pki/webhook.crt" "$state/tls.crt"; cp "$TESTCP_DIR/pki/webhook.key" "$state/tls.key"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" run --catalog-configmap guardrail-catalog --http-addr 127.0.0.1:0 \
+  --webhook-addr "127.0.0.1:$port" --webhook-cert-dir "$state" >"$state/operator.log" 2>&1 &
+echo "$!" > "$state/operator.pid"
+ca=$(base64 -w0 < "$TESTCP_DIR/pki/ca.crt")
+cat <<YAML | kubectl apply -f - >/dev/null
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: guardrails.dev-demo}
+webhooks:
+- name: versions.guardrails.dev
+  clientConfig: {url: "https://127.0.0.1:$port/validate/policyversions", caBundle: "$ca"}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  rules: [{apiGroups: [guardrails.dev], apiVersions: [v1alpha1], resources: [policyversions], operations: [CREATE, UPDATE, DELETE]}]
+- name: attachments.guardrails.dev
+  clientConfig: {url: "https://127.0.0.1:$port/validate/policyattachments", caBundle: "$ca"}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  rules: [{apiGroups: [guardrails.dev], apiVersions: [v1alpha1], resources: [policyattachments], operations: [CREATE, UPDATE]}]
+YAML
+sleep 2
+
 say "guardrail-operator validate -f examples/policy-repo --catalog examples/policy-repo/00-catalog.yaml"
-$bin validate -f examples/policy-repo --catalog examples/policy-repo/00-catalog.yaml
+"$bin" validate -f examples/policy-repo --catalog examples/policy-repo/00-catalog.yaml
+say "guardrail-operator test -f examples/policy-repo"
+"$bin" test -f examples/policy-repo
 say "kubectl apply -f examples/policy-repo/"
 kubectl apply -f examples/policy-repo/
+kubectl wait -n llm-gateway --for=jsonpath='{.status.stage}'=Production policyversion/org-baseline-v1 policyversion/research-v1 policyversion/gated-v1 --timeout=60s >/dev/null
 say "kubectl get guardrails -n llm-gateway"
 kubectl get guardrails -n llm-gateway
-say "guardrail-operator resolve -f examples/policy-repo --team research-nlp --model claude-3-opus --tag external"
-$bin resolve -f examples/policy-repo --team research-nlp --model claude-3-opus --tag external
-say "kubectl patch: a published version's content is immutable (CEL rule on the API server)"
-kubectl -n llm-gateway patch policyversion org-baseline-v1 --type merge -p '{"spec":{"description":"edited"}}' || true
+
+say "promote research v2: set spec.stage to Production (as a Git change would)"
+sed 's/  version: 2\n  stage: Draft/X/' examples/policy-repo/20-research-team.yaml \
+  | awk '/name: research-v2/{v2=1} v2 && /stage: Draft/{sub(/Draft/,"Production"); v2=0} {print}' \
+  | kubectl apply -f -
+kubectl wait -n llm-gateway --for=jsonpath='{.status.stage}'=Production policyversion/research-v2 --timeout=60s >/dev/null
+kubectl get policyversions -n llm-gateway -l guardrails.dev/policy=research \
+  -o custom-columns=NAME:.metadata.name,DESIRED:.spec.stage,STAGE:.status.stage,SUPERSEDED-BY:.status.supersededBy
+
+say "a version whose tests fail is refused at admission (examples/broken/failing-test.yaml)"
+kubectl apply -f examples/broken/failing-test.yaml 2>&1 | sed -n '1,12p' || true
+
+say "kubectl get configmap guardrail-gateway-config -n llm-gateway -o jsonpath='{.data.policies\\.yaml}'"
+kubectl get configmap guardrail-gateway-config -n llm-gateway -o jsonpath='{.data.policies\.yaml}'
+say "kubectl describe policyversion research-v1 -n llm-gateway (events)"
+kubectl get events -n llm-gateway --field-selector involvedObject.name=research-v1 2>/dev/null | tail -3 || true
+
 cat <<MSG
 
-The control plane keeps running. Use it with:   source $env_file
-Stop it with:                                   source $env_file && scripts/testcp-down.sh
+Running: the control plane and the operator (log: $state/operator.log).
+Use it:   source $state/env && kubectl get guardrails -n llm-gateway
+Stop it:  kill \$(cat $state/operator.pid); source $state/env && scripts/testcp-down.sh
 MSG
