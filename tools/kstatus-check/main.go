@@ -16,6 +16,7 @@ import (
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -38,11 +39,12 @@ func run(in io.Reader, out io.Writer) error {
 		return fmt.Errorf("read stdin: %w", err)
 	}
 	var items []map[string]interface{}
-	if err := json.Unmarshal(raw, &items); err != nil {
+	// utiljson keeps integers as int64, as unstructured accessors (metadata.generation) expect.
+	if err := utiljson.Unmarshal(raw, &items); err != nil {
 		var list struct {
 			Items []map[string]interface{} `json:"items"`
 		}
-		if err2 := json.Unmarshal(raw, &list); err2 != nil {
+		if err2 := utiljson.Unmarshal(raw, &list); err2 != nil {
 			return fmt.Errorf("stdin is neither a JSON array nor a List: %w", err)
 		}
 		items = list.Items
