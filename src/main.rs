@@ -4,6 +4,16 @@ use clap::Parser;
 use guardrail_operator::cli::{self, Cli, Command};
 
 fn main() {
+    // `guardrail-operator ... | head` closes stdout early: end quietly like other CLI tools
+    // (exit 141, as for SIGPIPE) instead of reporting a panic.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(args),

@@ -268,20 +268,12 @@ pub fn read_catalog(path: Option<&str>) -> Result<Option<Catalog>, Failure> {
         .map_err(|e| Failure::usage(format!("--catalog {path}: cannot read: {e}")))?;
     let value: serde_json::Value = serde_saphyr::from_str(&text)
         .map_err(|e| Failure::usage(format!("--catalog {path}: not valid YAML: {e}")))?;
-    // A ConfigMap holding the list under a data key is accepted too.
-    let value = match value.pointer("/data") {
-        Some(serde_json::Value::Object(data))
-            if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") =>
-        {
-            let inner = data.values().next().and_then(|v| v.as_str()).unwrap_or("");
-            serde_saphyr::from_str(inner).map_err(|e| {
-                Failure::usage(format!(
-                    "--catalog {path}: the ConfigMap's data is not valid YAML: {e}"
-                ))
-            })?
-        }
-        _ => value,
-    };
+    // A ConfigMap holding the list (and category files) is accepted too.
+    if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
+        let data: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(value.get("data").cloned().unwrap_or_default()).unwrap_or_default();
+        return Catalog::from_configmap_data(data).map(Some).map_err(|e| Failure::usage(format!("--catalog {path}: {e}")));
+    }
     Catalog::from_value(&value)
         .map(Some)
         .map_err(|e| Failure::usage(format!("--catalog {path}: {e}")))

@@ -23,6 +23,9 @@ pub struct CatalogEntry {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Catalog {
     pub entries: Vec<CatalogEntry>,
+    /// Other files next to the list (the catalog ConfigMap's other keys): content-filter
+    /// category and blocked-words files, by name.
+    pub files: Vec<(String, String)>,
 }
 
 impl Catalog {
@@ -59,7 +62,22 @@ impl Catalog {
                 raw: e.clone(),
             });
         }
-        Ok(Catalog { entries })
+        Ok(Catalog { entries, files: Vec::new() })
+    }
+
+    /// From a catalog ConfigMap's data: the list under `guardrails.yaml` (else the first key);
+    /// every other key is a file (content-filter categories, blocked words).
+    pub fn from_configmap_data(data: std::collections::BTreeMap<String, String>) -> Result<Catalog, String> {
+        let key = if data.contains_key("guardrails.yaml") {
+            "guardrails.yaml".to_string()
+        } else {
+            data.keys().next().cloned().ok_or("the ConfigMap has no data")?
+        };
+        let text = data.get(&key).cloned().unwrap_or_default();
+        let value: Value = serde_saphyr::from_str(&text).map_err(|e| format!("{key}: not valid YAML: {e}"))?;
+        let mut catalog = Catalog::from_value(&value).map_err(|e| format!("{key}: {e}"))?;
+        catalog.files = data.into_iter().filter(|(k, _)| *k != key).collect();
+        Ok(catalog)
     }
 
     /// The guardrail names.

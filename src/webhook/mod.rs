@@ -317,9 +317,34 @@ pub async fn serve(
 }
 
 /// The guardrails that run for real in tests, from a namespace's catalog — used by the
-/// controller, the webhook and the CLI alike.
+/// controller, the webhook and the CLI alike: `litellm_content_filter` entries run for real,
+/// everything else needs a mock. Built guardrails are cached by catalog content, so the
+/// admission hot path compiles nothing.
 pub fn default_provider() -> ProviderFactory {
-    mocks_only()
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Built = Arc<dyn GuardrailProvider + Send + Sync>;
+    let cache: Arc<Mutex<HashMap<String, Built>>> = Arc::default();
+    Arc::new(move |catalog: Option<&Catalog>| -> Built {
+        let Some(catalog) = catalog else {
+            return Arc::new(MocksOnly);
+        };
+        let key = format!("{:?}", (catalog.entries.iter().map(|e| &e.raw).collect::<Vec<_>>(), &catalog.files));
+        if let Ok(c) = cache.lock()
+            && let Some(p) = c.get(&key)
+        {
+            return p.clone();
+        }
+        let data = crate::engine::content_filter::CategoryData::from_texts(catalog.files.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let built: Built = Arc::new(crate::engine::content_filter::CatalogGuardrails::new(catalog, &data));
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= 32 {
+                c.clear();
+            }
+            c.insert(key, built.clone());
+        }
+        built
+    })
 }
 
 /// A factory where every guardrail needs a mock.
