@@ -27,7 +27,7 @@ cargo test --all-features --no-run
 
 step "differential conformance against litellm 1.110.2"
 scripts/conformance.sh 1 "${CONFORMANCE_COUNT:-5000}"
-scripts/content-filter-conformance.sh
+export CONTENT_FILTER_CASES="$PWD/target/content-filter/cases-1-1000.json"; scripts/content-filter-conformance.sh
 
 step "start the test control plane"
 up=$(scripts/testcp-up.sh)          # a plain assignment, so set -e sees a failure
