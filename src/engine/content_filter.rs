@@ -5254,6 +5254,14 @@ mod tests {
     }
 
     #[test]
+    fn guardrails_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ContentFilter>();
+        assert_send_sync::<CatalogGuardrails>();
+        assert_send_sync::<CategoryData>();
+    }
+
+    #[test]
     fn catalog_guardrails_build_content_filters_only() {
         let catalog = Catalog::from_value(&json!([
             {"guardrail_name": "pii", "litellm_params": {"guardrail": "litellm_content_filter",
