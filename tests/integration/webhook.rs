@@ -111,21 +111,24 @@ async fn wait_active(ns: &str) {
 
 /// The operator with the webhook served from testcp's ready-made certificate (IP SAN 127.0.0.1).
 async fn start(ns: &TestNamespace) -> (Operator, Registration, u16) {
+    start_with(ns, &[]).await
+}
+
+async fn start_with(ns: &TestNamespace, extra: &[&str]) -> (Operator, Registration, u16) {
     let dir = std::env::temp_dir().join(format!("webhook-certs-{}", ns.name));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(pki_file("webhook.crt"), dir.join("tls.crt")).unwrap();
     std::fs::copy(pki_file("webhook.key"), dir.join("tls.key")).unwrap();
     let port = free_port();
-    let op = Operator::start(
-        &ns.name,
-        &[
-            "--webhook-addr",
-            &format!("127.0.0.1:{port}"),
-            "--webhook-cert-dir",
-            dir.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--webhook-addr",
+        &addr,
+        "--webhook-cert-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let op = Operator::start(&ns.name, &args).await;
     let ca = base64_file(&pki_file("ca.crt"));
     let reg = register(&ns.name, port, Some(&ca)).await;
     wait_active(&ns.name).await;
@@ -468,4 +471,57 @@ async fn operator_managed_certificates_fill_the_ca_bundle() {
         .decode(vwc.trim())
         .unwrap();
     assert_eq!(ca, data["ca.crt"].0, "the caBundle is the Secret's CA");
+}
+
+#[tokio::test]
+async fn content_filter_guardrails_from_the_catalog_run_for_real() {
+    let ns = TestNamespace::new("webhook-cf").await;
+    let n = ns.name.as_str();
+    apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: guardrail-catalog, namespace: {n}}}\ndata:\n  guardrails.yaml: |\n    guardrails:\n      - guardrail_name: pii-blocker\n        litellm_params:\n          guardrail: litellm_content_filter\n          mode: pre_call\n          patterns:\n            - {{pattern_type: prebuilt, pattern_name: us_ssn, action: BLOCK}}\n"
+    ))
+    .await;
+    let (_op, _reg, _port) = start_with(&ns, &["--catalog-configmap", "guardrail-catalog"]).await;
+    apply_ok(&policy(n, "pii"), false).await;
+    let test = |expect: &str| {
+        format!(
+            "  guardrails: {{add: [pii-blocker]}}\n  tests:\n    - name: ssn\n      messages: [{{role: user, content: \"my ssn is 123-45-6789\"}}]\n      expect: {expect}\n"
+        )
+    };
+    // Wrong expectation: the real filter blocks, and the report shows LiteLLM's detail.
+    let err = apply_denied(
+        &version(n, "pii", 1, "Production", &test("{action: allow}")),
+        false,
+    )
+    .await;
+    assert!(err.contains("expected action allow, got block"), "{err}");
+    assert!(
+        err.contains("guardrail pii-blocker -> outcome fail, action block"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Content blocked: us_ssn pattern detected"),
+        "{err}"
+    );
+    // Right expectation: admitted, and the controller records the same result.
+    apply_ok(
+        &version(
+            n,
+            "pii",
+            2,
+            "Production",
+            &test("{action: block, blockedBy: pii-blocker}"),
+        ),
+        false,
+    )
+    .await;
+    let versions: Api<PolicyVersion> = ns.api();
+    let v = await_condition(&versions, "pii-v2", "Production", T, |v| {
+        v.and_then(|v| v.status.as_ref()).and_then(|s| s.stage) == Some(Stage::Production)
+    })
+    .await
+    .unwrap();
+    let r = &v.status.unwrap().tests.unwrap().results[0];
+    assert!(r.passed);
+    assert_eq!(r.blocked_by.as_deref(), Some("pii-blocker"));
 }
