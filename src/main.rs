@@ -8,7 +8,11 @@ fn main() {
     // (exit 141, as for SIGPIPE) instead of reporting a panic.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let text = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
         if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
             std::process::exit(141);
         }

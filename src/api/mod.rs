@@ -68,19 +68,50 @@ pub fn chart_crd_templates() -> Result<Vec<(String, String)>, serde_saphyr::ser:
 /// `docs/resource-reference.md` holds; a test keeps them in sync).
 pub fn reference_markdown() -> String {
     fn walk(out: &mut String, path: &str, v: &serde_json::Value) {
-        let Some(props) = v.get("properties").and_then(|p| p.as_object()) else { return };
-        let required: Vec<&str> = v.get("required").and_then(|r| r.as_array()).map(|r| r.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+        let Some(props) = v.get("properties").and_then(|p| p.as_object()) else {
+            return;
+        };
+        let required: Vec<&str> = v
+            .get("required")
+            .and_then(|r| r.as_array())
+            .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
         for (k, child) in props {
-            if ["apiVersion", "kind", "metadata"].contains(&k.as_str()) || (path.ends_with("conditions[]") && k != "type") {
+            if ["apiVersion", "kind", "metadata"].contains(&k.as_str())
+                || (path.ends_with("conditions[]") && k != "type")
+            {
                 continue;
             }
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-            let mut ty = child.get("type").and_then(|t| t.as_str()).unwrap_or("any").to_string();
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            let mut ty = child
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("any")
+                .to_string();
             if let Some(e) = child.get("enum").and_then(|e| e.as_array()) {
-                ty = format!("{ty}: {}", e.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" \\| "));
+                ty = format!(
+                    "{ty}: {}",
+                    e.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" \\| ")
+                );
             }
-            let desc = child.get("description").and_then(|d| d.as_str()).unwrap_or("").replace('\n', " ").replace('|', "\\|");
-            let req = if required.contains(&k.as_str()) { "yes" } else { "" };
+            let desc = child
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .replace('\n', " ")
+                .replace('|', "\\|");
+            let req = if required.contains(&k.as_str()) {
+                "yes"
+            } else {
+                ""
+            };
             out.push_str(&format!("| `{p}` | {ty} | {req} | {desc} |\n"));
             walk(out, &p, child);
             if let Some(items) = child.get("items") {
@@ -88,10 +119,15 @@ pub fn reference_markdown() -> String {
             }
         }
     }
-    let mut out = String::from("# Resource reference\n\nGenerated from the CRDs (`src/api`); a test fails when it drifts. Regenerate with `UPDATE_REFERENCE=1 cargo test --lib reference`.\n");
+    let mut out = String::from(
+        "# Resource reference\n\nGenerated from the CRDs (`src/api`); a test fails when it drifts. Regenerate with `UPDATE_REFERENCE=1 cargo test --lib reference`.\n",
+    );
     for crd in crds() {
         let v = &crd.spec.versions[0];
-        out.push_str(&format!("\n## {} ({}/{})\n\n", crd.spec.names.kind, crd.spec.group, v.name));
+        out.push_str(&format!(
+            "\n## {} ({}/{})\n\n",
+            crd.spec.names.kind, crd.spec.group, v.name
+        ));
         let schema = serde_json::to_value(&v.schema).unwrap_or_default();
         if let Some(d) = schema["openAPIV3Schema"]["description"].as_str() {
             out.push_str(d);
@@ -148,14 +184,18 @@ mod tests {
 
     #[test]
     fn reference_doc_matches_the_types() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/resource-reference.md");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/resource-reference.md");
         let generated = reference_markdown();
         if std::env::var_os("UPDATE_REFERENCE").is_some() {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("docs/");
             std::fs::write(&path, &generated).expect("write");
         }
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == generated, "docs/resource-reference.md drifted: run `UPDATE_REFERENCE=1 cargo test --lib reference` and commit it");
+        assert!(
+            on_disk == generated,
+            "docs/resource-reference.md drifted: run `UPDATE_REFERENCE=1 cargo test --lib reference` and commit it"
+        );
     }
 
     #[test]

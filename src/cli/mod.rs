@@ -271,8 +271,11 @@ pub fn read_catalog(path: Option<&str>) -> Result<Option<Catalog>, Failure> {
     // A ConfigMap holding the list (and category files) is accepted too.
     if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
         let data: std::collections::BTreeMap<String, String> =
-            serde_json::from_value(value.get("data").cloned().unwrap_or_default()).unwrap_or_default();
-        return Catalog::from_configmap_data(data).map(Some).map_err(|e| Failure::usage(format!("--catalog {path}: {e}")));
+            serde_json::from_value(value.get("data").cloned().unwrap_or_default())
+                .unwrap_or_default();
+        return Catalog::from_configmap_data(data)
+            .map(Some)
+            .map_err(|e| Failure::usage(format!("--catalog {path}: {e}")));
     }
     Catalog::from_value(&value)
         .map(Some)

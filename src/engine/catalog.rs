@@ -62,19 +62,28 @@ impl Catalog {
                 raw: e.clone(),
             });
         }
-        Ok(Catalog { entries, files: Vec::new() })
+        Ok(Catalog {
+            entries,
+            files: Vec::new(),
+        })
     }
 
     /// From a catalog ConfigMap's data: the list under `guardrails.yaml` (else the first key);
     /// every other key is a file (content-filter categories, blocked words).
-    pub fn from_configmap_data(data: std::collections::BTreeMap<String, String>) -> Result<Catalog, String> {
+    pub fn from_configmap_data(
+        data: std::collections::BTreeMap<String, String>,
+    ) -> Result<Catalog, String> {
         let key = if data.contains_key("guardrails.yaml") {
             "guardrails.yaml".to_string()
         } else {
-            data.keys().next().cloned().ok_or("the ConfigMap has no data")?
+            data.keys()
+                .next()
+                .cloned()
+                .ok_or("the ConfigMap has no data")?
         };
         let text = data.get(&key).cloned().unwrap_or_default();
-        let value: Value = serde_saphyr::from_str(&text).map_err(|e| format!("{key}: not valid YAML: {e}"))?;
+        let value: Value =
+            serde_saphyr::from_str(&text).map_err(|e| format!("{key}: not valid YAML: {e}"))?;
         let mut catalog = Catalog::from_value(&value).map_err(|e| format!("{key}: {e}"))?;
         catalog.files = data.into_iter().filter(|(k, _)| *k != key).collect();
         Ok(catalog)

@@ -329,14 +329,24 @@ pub fn default_provider() -> ProviderFactory {
         let Some(catalog) = catalog else {
             return Arc::new(MocksOnly);
         };
-        let key = format!("{:?}", (catalog.entries.iter().map(|e| &e.raw).collect::<Vec<_>>(), &catalog.files));
+        let key = format!(
+            "{:?}",
+            (
+                catalog.entries.iter().map(|e| &e.raw).collect::<Vec<_>>(),
+                &catalog.files
+            )
+        );
         if let Ok(c) = cache.lock()
             && let Some(p) = c.get(&key)
         {
             return p.clone();
         }
-        let data = crate::engine::content_filter::CategoryData::from_texts(catalog.files.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let built: Built = Arc::new(crate::engine::content_filter::CatalogGuardrails::new(catalog, &data));
+        let data = crate::engine::content_filter::CategoryData::from_texts(
+            catalog.files.iter().map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let built: Built = Arc::new(crate::engine::content_filter::CatalogGuardrails::new(
+            catalog, &data,
+        ));
         if let Ok(mut c) = cache.lock() {
             if c.len() >= 32 {
                 c.clear();
