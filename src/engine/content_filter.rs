@@ -40,8 +40,12 @@
 //! this exhaustively); characters assigned later may classify differently.
 //!
 //! Not reproduced (rejected at load): `competitor_intent_config`, tag-map modes (enterprise),
-//! `scan_raw_request`. Requests here carry plain-string contents, so images, list contents
-//! and tool calls never occur.
+//! `scan_raw_request`, non-string keyword severities and blocked-word descriptions. Requests
+//! here carry plain-string contents, so images, list contents and tool calls never occur.
+//! Category and blocked-words files are parsed as YAML 1.2 (`serde-saphyr`), where PyYAML
+//! reads YAML 1.1: an unquoted `yes`/`no`/`on`/`off` keyword is a string here and a boolean
+//! (a load error) in LiteLLM. The global `litellm_settings` (`skip_system_message_in_guardrail`
+//! and friends) are taken at their defaults; the per-guardrail flags are honoured.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
