@@ -17,5 +17,6 @@
 mod chart;
 mod common;
 mod controller;
+mod gitops;
 mod smoke;
 mod webhook;
