@@ -27,6 +27,31 @@ fn main() {
         Command::Test(args) => cli::test::run(args),
         Command::Render(args) => cli::render::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::NewVersion(a) => cli::block_on(cli::live::new_version(
+            &a.cluster,
+            &a.policy,
+            a.from,
+            a.dry_run,
+            a.output.is_some(),
+        )),
+        Command::Publish(a) => cli::block_on(cli::live::set(
+            &a.cluster,
+            &a.wait,
+            &a.policy,
+            a.version,
+            guardrail_operator::api::Stage::Published,
+        )),
+        Command::Promote(a) => cli::block_on(cli::live::set(
+            &a.cluster,
+            &a.wait,
+            &a.policy,
+            a.version,
+            guardrail_operator::api::Stage::Production,
+        )),
+        Command::Rollback(a) => {
+            cli::block_on(cli::live::rollback(&a.cluster, &a.wait, &a.policy, a.to))
+        }
+        Command::Status(a) => cli::block_on(cli::live::status(&a.cluster, a.policy.as_deref())),
     };
     match result {
         Ok(code) => std::process::exit(code),

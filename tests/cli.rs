@@ -473,6 +473,7 @@ fn every_command_help_lists_its_flags() {
                 "--model",
                 "--tag",
                 "--output",
+                "--live",
             ],
         ),
         ("test", &["--filename", "--catalog", "--output", "junit"]),
@@ -482,8 +483,42 @@ fn every_command_help_lists_its_flags() {
         ),
         (
             "diff",
-            &["--filename", "--policy", "<A>", "<B>", "--output"],
+            &["--filename", "--policy", "<VERSION>", "--output", "--live"],
         ),
+        (
+            "new-version",
+            &[
+                "<POLICY>",
+                "--from",
+                "--dry-run",
+                "--output",
+                "--namespace",
+                "--kubeconfig",
+                "--context",
+            ],
+        ),
+        (
+            "publish",
+            &[
+                "<POLICY>",
+                "<VERSION>",
+                "--wait",
+                "--timeout",
+                "--namespace",
+            ],
+        ),
+        (
+            "promote",
+            &[
+                "<POLICY>",
+                "<VERSION>",
+                "--wait",
+                "--timeout",
+                "--namespace",
+            ],
+        ),
+        ("rollback", &["<POLICY>", "--to", "--wait", "--timeout"]),
+        ("status", &["[POLICY]", "--namespace", "--kubeconfig"]),
     ];
     for (cmd, flags) in cases {
         let o = run(&[cmd, "--help"]);
@@ -498,7 +533,18 @@ fn every_command_help_lists_its_flags() {
     }
     let top = stdout(&run(&["--help"]));
     for cmd in [
-        "run", "crds", "validate", "resolve", "test", "render", "diff",
+        "run",
+        "crds",
+        "validate",
+        "resolve",
+        "test",
+        "render",
+        "diff",
+        "new-version",
+        "publish",
+        "promote",
+        "rollback",
+        "status",
     ] {
         assert!(top.contains(cmd), "--help does not list {cmd}");
     }

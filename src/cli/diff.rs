@@ -1,35 +1,40 @@
 //! `diff`: LiteLLM's version compare (`/policies/compare`) of two versions of a policy.
 
-use super::manifests::read;
 use super::{DiffArgs, Failure, Output};
 use crate::engine::convert::version_content;
 use crate::engine::diff::compare;
 
 /// `diff`.
 pub fn run(args: &DiffArgs) -> Result<i32, Failure> {
-    let m = read(&args.inputs.files, args.inputs.recursive).map_err(|e| Failure {
-        message: e.to_string(),
-        code: 1,
-    })?;
-    let ns = m
-        .choose_namespace(args.inputs.namespace.as_deref())
-        .map_err(Failure::usage)?;
-    let objects = m.objects(&ns);
+    let (policy, a, b) = match (&args.policy, args.versions.as_slice()) {
+        (Some(p), [a, b]) => (p.clone(), a, b),
+        (None, [p, a, b]) => (p.clone(), a, b),
+        _ => {
+            return Err(Failure::usage(
+                "give the policy and two versions: `diff --policy P A B` or `diff P A B`",
+            ));
+        }
+    };
+    let num = |v: &String| {
+        v.parse::<i64>()
+            .map_err(|_| Failure::usage(format!("{v} is not a version number")))
+    };
+    let (va, vb) = (num(a)?, num(b)?);
+    let (ns, objects) = super::objects_of(&args.inputs, &args.live)?;
     let find = |v: i64| {
         let found = objects
             .versions
             .iter()
-            .find(|x| x.spec.policy == args.policy && x.spec.version == v);
+            .find(|x| x.spec.policy == policy && x.spec.version == v);
         let Some(found) = found else {
             let known: Vec<String> = objects
                 .versions
                 .iter()
-                .filter(|x| x.spec.policy == args.policy)
+                .filter(|x| x.spec.policy == policy)
                 .map(|x| x.spec.version.to_string())
                 .collect();
             return Err(Failure::usage(format!(
-                "policy '{}' has no version {v} in namespace {ns}; versions found: {}",
-                args.policy,
+                "policy '{policy}' has no version {v} in namespace {ns}; versions found: {}",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
@@ -42,22 +47,22 @@ pub fn run(args: &DiffArgs) -> Result<i32, Failure> {
             code: 1,
         })
     };
-    let (a, b) = (find(args.a)?, find(args.b)?);
-    let diffs = compare(&a, &b);
+    let (ca, cb) = (find(va)?, find(vb)?);
+    let diffs = compare(&ca, &cb);
     match args.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"policy": args.policy, "version_a": args.a, "version_b": args.b, "field_diffs": diffs})).unwrap_or_default()
+            serde_json::to_string_pretty(&serde_json::json!({"policy": policy, "version_a": va, "version_b": vb, "field_diffs": diffs})).unwrap_or_default()
         ),
         Output::Yaml => print!("{}", serde_saphyr::to_string(&diffs).unwrap_or_default()),
         Output::Text => {
             if diffs.is_empty() {
-                println!("versions {} and {} of policy '{}' have the same content", args.a, args.b, args.policy);
+                println!("versions {va} and {vb} of policy '{policy}' have the same content");
             }
             for (field, d) in &diffs {
                 println!("{field}:");
-                println!("  - version {}: {}", args.a, d.version_a);
-                println!("  + version {}: {}", args.b, d.version_b);
+                println!("  - version {va}: {}", d.version_a);
+                println!("  + version {vb}: {}", d.version_b);
             }
         }
     }

@@ -35,6 +35,8 @@ pub enum ReadError {
     },
     #[error("{path}: is a directory; pass -R to read it recursively, or name its files")]
     Directory { path: String },
+    #[error("no input: give -f PATH (a file, a directory, or - for stdin)")]
+    NoInput,
     #[error("{origin}: not valid YAML: {message}")]
     Yaml { origin: Origin, message: String },
 }
@@ -67,6 +69,9 @@ pub struct Manifests {
 
 /// Expand the `-f` arguments into files (directories: `.yaml`, `.yml`, `.json`, sorted).
 pub fn expand(paths: &[String], recursive: bool) -> Result<Vec<String>, ReadError> {
+    if paths.is_empty() {
+        return Err(ReadError::NoInput);
+    }
     let mut out = Vec::new();
     for p in paths {
         if p == "-" {

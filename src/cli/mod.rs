@@ -1,6 +1,7 @@
 //! The command line (api.md §7).
 
 pub mod diff;
+pub mod live;
 pub mod manifests;
 pub mod render;
 pub mod resolve;
@@ -41,6 +42,82 @@ pub enum Command {
     Render(RenderArgs),
     /// LiteLLM's field diff (compare) of two versions of a policy.
     Diff(DiffArgs),
+    /// Create the next Draft version of a policy as a copy of its production version (or of
+    /// --from VERSION), like LiteLLM's "create new version".
+    NewVersion(NewVersionArgs),
+    /// Ask for a Draft version to be published (spec.stage: Published) and wait for it.
+    Publish(StageArgs),
+    /// Ask for a version to go to production (spec.stage: Production) and wait for it.
+    Promote(StageArgs),
+    /// Roll a policy back: the production version goes back to Published and the previous
+    /// published version (or --to VERSION) takes production.
+    Rollback(RollbackArgs),
+    /// Policies, their versions and stages, production version, guardrails and attachments.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewVersionArgs {
+    /// The policy.
+    pub policy: String,
+    /// Copy this version instead of the production one.
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<i64>,
+    /// Print the object instead of creating it (with -o yaml, for committing it to Git).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the object as YAML.
+    #[arg(short = 'o', long, value_parser = ["yaml"])]
+    pub output: Option<String>,
+    #[command(flatten)]
+    pub cluster: live::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The policy.
+    pub policy: String,
+    /// The version (spec.version).
+    pub version: i64,
+    #[command(flatten)]
+    pub cluster: live::ClusterArgs,
+    #[command(flatten)]
+    pub wait: live::WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The policy.
+    pub policy: String,
+    /// The published version to return to (default: the newest one older than production).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<i64>,
+    #[command(flatten)]
+    pub cluster: live::ClusterArgs,
+    #[command(flatten)]
+    pub wait: live::WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this policy.
+    pub policy: Option<String>,
+    #[command(flatten)]
+    pub cluster: live::ClusterArgs,
+}
+
+/// Reading the cluster instead of files (`resolve --live`, `diff --live`).
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Read the objects from the cluster (the caller's kubeconfig) instead of -f files.
+    #[arg(long)]
+    pub live: bool,
+    /// Path to the kubeconfig (with --live).
+    #[arg(long)]
+    pub kubeconfig: Option<String>,
+    /// Kubeconfig context (with --live).
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 /// Output format of `test`.
@@ -79,13 +156,14 @@ pub struct RenderArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub inputs: Inputs,
-    /// The policy whose versions are compared.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// The policy whose versions are compared (or give it as the first argument: `diff P A B`).
     #[arg(long)]
-    pub policy: String,
-    /// Version A (spec.version).
-    pub a: i64,
-    /// Version B (spec.version).
-    pub b: i64,
+    pub policy: Option<String>,
+    /// `[POLICY] A B`: the two versions (spec.version) to compare.
+    #[arg(num_args = 2..=3, value_name = "VERSION", required = true)]
+    pub versions: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
@@ -200,7 +278,7 @@ pub enum Output {
 #[derive(Debug, Args)]
 pub struct Inputs {
     /// A manifest file or directory (multi-document YAML); repeatable; `-` reads stdin.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub files: Vec<String>,
     /// Recurse into sub-directories of directories given with -f.
     #[arg(short = 'R', long)]
@@ -227,6 +305,8 @@ pub struct ValidateArgs {
 pub struct ResolveArgs {
     #[command(flatten)]
     pub inputs: Inputs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Team alias of the request (an empty value is the empty string; absent is null).
     #[arg(long)]
     pub team: Option<String>,
@@ -259,6 +339,46 @@ impl Failure {
             code: 2,
         }
     }
+}
+
+/// Run an async verb on a fresh runtime.
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            message: format!("cannot start the async runtime: {e}"),
+            code: 1,
+        })?
+        .block_on(f)
+}
+
+/// The namespace's objects: from the cluster with `--live`, else from the -f files.
+pub fn objects_of(
+    inputs: &Inputs,
+    live: &LiveArgs,
+) -> Result<(String, crate::engine::namespace::Objects), Failure> {
+    if live.live {
+        let cluster = live::ClusterArgs {
+            namespace: inputs.namespace.clone(),
+            kubeconfig: live.kubeconfig.clone(),
+            context: live.context.clone(),
+        };
+        return block_on(async move {
+            let (client, ns) = live::connect(&cluster).await?;
+            let o = live::objects(&client, &ns).await?;
+            Ok((ns, o))
+        });
+    }
+    let m = manifests::read(&inputs.files, inputs.recursive).map_err(|e| Failure {
+        message: e.to_string(),
+        code: 1,
+    })?;
+    let ns = m
+        .choose_namespace(inputs.namespace.as_deref())
+        .map_err(Failure::usage)?;
+    let o = m.objects(&ns);
+    Ok((ns, o))
 }
 
 /// Read `--catalog`.

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::manifests::read;
 use super::{Failure, Output, RenderArgs, catalog_names, read_catalog};
 use crate::api::labels::{CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::engine::bundle::{self, Bundle};
@@ -16,19 +15,28 @@ use crate::engine::pipeline::MonotonicClock;
 pub fn evaluate_inputs(
     inputs: &super::Inputs,
 ) -> Result<(String, Evaluation, Option<crate::engine::catalog::Catalog>), Failure> {
+    evaluate_from(
+        inputs,
+        &super::LiveArgs {
+            live: false,
+            kubeconfig: None,
+            context: None,
+        },
+    )
+}
+
+/// Evaluate the objects from the -f files or, with `--live`, from the cluster.
+pub fn evaluate_from(
+    inputs: &super::Inputs,
+    live: &super::LiveArgs,
+) -> Result<(String, Evaluation, Option<crate::engine::catalog::Catalog>), Failure> {
     let catalog = read_catalog(inputs.catalog.as_deref())?;
-    let m = read(&inputs.files, inputs.recursive).map_err(|e| Failure {
-        message: e.to_string(),
-        code: 1,
-    })?;
-    let ns = m
-        .choose_namespace(inputs.namespace.as_deref())
-        .map_err(Failure::usage)?;
+    let (ns, objects) = super::objects_of(inputs, live)?;
     let names = catalog_names(&catalog);
     let provider = super::test::provider(catalog.as_ref());
     let clock = MonotonicClock::default();
     let eval = evaluate(
-        &m.objects(&ns),
+        &objects,
         &Options {
             catalog: names.as_ref(),
             provider: provider.as_ref(),

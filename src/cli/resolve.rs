@@ -6,7 +6,7 @@ use crate::engine::model::MatchContext;
 
 /// Compute the answer (shared with tests).
 pub fn answer(args: &ResolveArgs) -> Result<Resolution, Failure> {
-    let (_, eval, _) = super::render::evaluate_inputs(&args.inputs)?;
+    let (_, eval, _) = super::render::evaluate_from(&args.inputs, &args.live)?;
     let ctx = MatchContext {
         team_alias: args.team.clone(),
         key_alias: args.key.clone(),

@@ -19,4 +19,5 @@ mod common;
 mod controller;
 mod gitops;
 mod smoke;
+mod verbs;
 mod webhook;

@@ -1,0 +1,232 @@
+//! The lifecycle verbs (`kubectl guardrails new-version | publish | promote | rollback | status`,
+//! `resolve --live`, `diff --live`) against the real API server with the operator running, and a
+//! check that a verb leaves the same state as the same step done with `kubectl apply`.
+
+use std::time::Duration;
+
+use guardrail_operator::api::{Policy, PolicyVersion, Stage};
+use kube::Api;
+
+use crate::common::{TestNamespace, await_condition, kubeconfig_path};
+use crate::controller::{Operator, apply, attachment, policy, version};
+
+const T: Duration = Duration::from_secs(60);
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn verb(ns: &str, args: &[&str]) -> Out {
+    let kc = kubeconfig_path();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&["-n", ns, "--kubeconfig", kc.to_str().unwrap()]);
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+        .args(&all)
+        .output()
+        .await
+        .unwrap();
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+async fn ok(ns: &str, args: &[&str]) -> String {
+    let o = verb(ns, args).await;
+    assert_eq!(o.code, Some(0), "{args:?}: {}{}", o.stdout, o.stderr);
+    o.stdout
+}
+
+async fn refused(ns: &str, args: &[&str]) -> String {
+    let o = verb(ns, args).await;
+    assert_eq!(
+        o.code,
+        Some(1),
+        "{args:?} should be refused: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    o.stderr
+}
+
+async fn stages(ns: &TestNamespace) -> Vec<(i64, Option<Stage>, Option<Stage>, Option<i64>)> {
+    let api: Api<PolicyVersion> = ns.api();
+    let mut v: Vec<_> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|v| {
+            (
+                v.spec.version,
+                v.spec.stage,
+                v.status.as_ref().and_then(|s| s.stage),
+                v.status.as_ref().and_then(|s| s.superseded_by),
+            )
+        })
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
+}
+
+async fn production(ns: &TestNamespace, p: &str, want: i64) {
+    let api: Api<Policy> = ns.api();
+    await_condition(&api, p, &format!("production version {want}"), T, |x| {
+        x.and_then(|x| x.status.as_ref())
+            .and_then(|s| s.production_version)
+            == Some(want)
+    })
+    .await;
+}
+
+const V1: &str = "  guardrails: {add: [a, b]}\n  description: first\n";
+
+#[tokio::test]
+async fn every_verb_end_to_end_with_refusals() {
+    let ns = TestNamespace::new("verbs").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &[]).await;
+    apply(
+        &(policy(n, "p")
+            + &version(n, "p", 1, "Production", V1)
+            + &attachment(n, "all", "p", "  scope: \"*\"\n")),
+    )
+    .await;
+    production(&ns, "p", 1).await;
+
+    // new-version: a Draft copy of production; -o yaml --dry-run only prints it.
+    let yaml = ok(n, &["new-version", "p", "-o", "yaml", "--dry-run"]).await;
+    assert!(
+        yaml.contains("name: p-v2")
+            && yaml.contains("stage: Draft")
+            && yaml.contains("description: first"),
+        "{yaml}"
+    );
+    let versions: Api<PolicyVersion> = ns.api();
+    assert!(
+        versions.get_opt("p-v2").await.unwrap().is_none(),
+        "dry run created nothing"
+    );
+    let out = ok(n, &["new-version", "p"]).await;
+    assert!(
+        out.contains("policyversion.guardrails.dev/p-v2 created (Draft copy of version 1)"),
+        "{out}"
+    );
+    let v2 = versions.get("p-v2").await.unwrap();
+    assert_eq!(
+        v2.spec.guardrails.as_ref().unwrap().add.as_deref(),
+        Some(&["a".to_string(), "b".to_string()][..])
+    );
+
+    // publish, then promote: v1 is superseded.
+    let out = ok(n, &["publish", "p", "2"]).await;
+    assert!(
+        out.contains("PolicyVersion p-v2 (policy 'p' version 2) is Published"),
+        "{out}"
+    );
+    let err = refused(n, &["publish", "p", "2"]).await;
+    assert!(
+        err.contains("is already Published (desired); only a Draft can be published"),
+        "{err}"
+    );
+    let out = ok(n, &["promote", "p", "2"]).await;
+    assert!(
+        out.contains("is Production") && out.contains("version 1 is superseded (now Published)"),
+        "{out}"
+    );
+
+    // status shows it all.
+    let out = ok(n, &["status", "p"]).await;
+    assert!(
+        out.contains("POLICY p  production: v2  ready: True"),
+        "{out}"
+    );
+    assert!(
+        out.contains("guardrails: a, b") && out.contains("attachment all ready: True"),
+        "{out}"
+    );
+
+    // diff --live: LiteLLM's compare of the two.
+    let out = ok(n, &["diff", "p", "1", "2", "--live"]).await;
+    assert!(out.contains("have the same content"), "{out}");
+
+    // rollback: v1 takes production back, v2 is Published.
+    let out = ok(n, &["rollback", "p"]).await;
+    assert!(
+        out.contains("rolled back policy 'p'") && out.contains("version 2 is Published"),
+        "{out}"
+    );
+    production(&ns, "p", 1).await;
+
+    // A version whose tests fail cannot be promoted; the verb says what to do.
+    apply(&version(n, "p", 3, "Published", "  guardrails: {add: [a]}\n  tests:\n    - name: t\n      messages: [{role: user, content: hi}]\n      mocks: {a: pass}\n      expect: {action: block}\n")).await;
+    await_condition(&versions, "p-v3", "Tested=False", T, |v| {
+        v.and_then(|v| v.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Tested" && c.status == "False")
+        })
+    })
+    .await;
+    let err = refused(n, &["promote", "p", "3"]).await;
+    assert!(
+        err.contains("failed its tests")
+            && err.contains("kubectl guardrails new-version p --from 3"),
+        "{err}"
+    );
+    let err = refused(n, &["promote", "p", "9"]).await;
+    assert!(
+        err.contains("policy 'p' has no version 9; versions: 1, 2, 3"),
+        "{err}"
+    );
+
+    // resolve --live answers like the offline resolve.
+    let live = ok(n, &["resolve", "--live", "--team", "t", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&live).unwrap();
+    assert_eq!(v["matchedPolicies"][0]["policyName"], "p");
+    assert_eq!(v["effectiveGuardrails"], serde_json::json!(["a", "b"]));
+}
+
+#[tokio::test]
+async fn a_verb_leaves_the_same_state_as_kubectl_apply() {
+    let by_verb = TestNamespace::new("verb-a").await;
+    let by_apply = TestNamespace::new("verb-b").await;
+    let (a, b) = (by_verb.name.clone(), by_apply.name.clone());
+    let _opa = Operator::start(&a, &[]).await;
+    let _opb = Operator::start(&b, &[]).await;
+    for n in [&a, &b] {
+        apply(
+            &(policy(n, "p")
+                + &version(n, "p", 1, "Production", V1)
+                + &version(n, "p", 2, "Draft", "  guardrails: {add: [c]}\n")),
+        )
+        .await;
+    }
+    production(&by_verb, "p", 1).await;
+    production(&by_apply, "p", 1).await;
+
+    ok(&a, &["promote", "p", "2"]).await;
+    apply(&version(
+        &b,
+        "p",
+        2,
+        "Production",
+        "  guardrails: {add: [c]}\n",
+    ))
+    .await;
+    production(&by_verb, "p", 2).await;
+    production(&by_apply, "p", 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stages(&by_verb).await, stages(&by_apply).await);
+
+    ok(&a, &["rollback", "p"]).await;
+    apply(&(version(&b, "p", 2, "Published", "  guardrails: {add: [c]}\n"))).await;
+    production(&by_verb, "p", 1).await;
+    production(&by_apply, "p", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stages(&by_verb).await, stages(&by_apply).await);
+}
