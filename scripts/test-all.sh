@@ -15,6 +15,8 @@ step "test control plane binary (kube-apiserver 1.37 + etcd, built from Go modul
 TESTCP_BIN=$(scripts/testcp-build.sh); export TESTCP_BIN
 step "helm (from its Go module, cached)"
 HELM=$(scripts/helm-build.sh); export HELM
+step "kstatus checker (sigs.k8s.io/cli-utils, cached)"
+KSTATUS_BIN=$(scripts/kstatus-build.sh); export KSTATUS_BIN
 step "litellm 1.110.2 oracle (PyPI, cached venv)"
 ORACLE_PYTHON=$(tests/conformance/setup-oracle.sh); export ORACLE_PYTHON
 
