@@ -18,6 +18,7 @@ mod chart;
 mod common;
 mod controller;
 mod gitops;
+mod readme;
 mod smoke;
 mod verbs;
 mod webhook;
