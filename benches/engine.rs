@@ -58,6 +58,7 @@ fn resolve(c: &mut Criterion) {
     let mut g = c.benchmark_group("resolve_one_request");
     for n in [10usize, 100, 1_000, 10_000] {
         let (_, map, atts) = repository(n);
+        let map = guardrail_operator::engine::model::PolicyIndex::new(&map);
         let ctx = ctx();
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| black_box(resolve_request(&atts, &map, &ctx))));
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use guardrail_operator::engine::attach::resolve_request;
 use guardrail_operator::engine::litellm::{parse_attachment, parse_policy};
-use guardrail_operator::engine::model::{Attachment, MatchContext, PolicyMap};
+use guardrail_operator::engine::model::{Attachment, MatchContext, PolicyIndex, PolicyMap};
 use serde_json::Value;
 
 fn main() {
@@ -34,6 +34,9 @@ fn main() {
                 tags: c["tags"].as_array().map(|t| t.iter().map(|x| x.as_str().unwrap().to_string()).collect()),
             })
             .collect();
+        // Like LiteLLM's registry (a dict), the set is indexed once when loaded.
+        let policies_map = policies;
+        let policies = PolicyIndex::new(&policies_map);
         // Same answers as LiteLLM.
         for (c, expected) in ctxs.iter().zip(set["expected"].as_array().unwrap()) {
             let r = resolve_request(&atts, &policies, c);

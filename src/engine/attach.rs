@@ -5,8 +5,10 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::inherit::{policy_applies, resolve_policy};
-use super::model::{Attachment, MatchContext, PolicyMap};
+use super::inherit::policy_applies;
+use super::model::{Attachment, MatchContext, Policies};
+#[cfg(test)]
+use super::model::PolicyMap;
 
 /// One matched policy with the reason of its first attachment in sorted order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,21 +44,17 @@ impl Attachment {
         self.scope.as_deref() == Some("*")
     }
 
-    /// `PolicyMatcher.scope_matches` on `to_policy_scope()`.
+    /// `PolicyMatcher.scope_matches` on `to_policy_scope()`. An absent or empty teams, keys or
+    /// models list is `["*"]`, which matches every value, null included.
     pub fn scope_matches(&self, ctx: &MatchContext) -> bool {
-        let star = ["*".to_string()];
         if self.is_global() {
-            return [&ctx.team_alias, &ctx.key_alias, &ctx.model]
-                .iter()
-                .all(|v| matches_any(v.as_deref(), &star));
+            return true;
         }
-        let dim = |list: &Option<Vec<String>>, value: &Option<String>| {
-            matches_any(value.as_deref(), or_star(list).unwrap_or(&star))
+        let dim = |list: &Option<Vec<String>>, value: &Option<String>| match or_star(list) {
+            None => true,
+            Some(patterns) => matches_any(value.as_deref(), patterns),
         };
-        if !dim(&self.teams, &ctx.team_alias)
-            || !dim(&self.keys, &ctx.key_alias)
-            || !dim(&self.models, &ctx.model)
-        {
+        if !dim(&self.teams, &ctx.team_alias) || !dim(&self.keys, &ctx.key_alias) || !dim(&self.models, &ctx.model) {
             return false;
         }
         if let Some(tags) = or_star(&self.tags) {
@@ -148,7 +146,7 @@ impl Attachment {
 /// policy, from its first attachment.
 pub fn matched_policies(
     attachments: &[Attachment],
-    policies: &PolicyMap,
+    policies: &impl Policies,
     ctx: &MatchContext,
 ) -> Vec<MatchedPolicy> {
     let in_scope: Vec<&Attachment> = attachments
@@ -161,7 +159,7 @@ pub fn matched_policies(
     } else {
         non_default
     };
-    chosen.sort_by_key(|a| a.sort_key());
+    chosen.sort_by_cached_key(|a| a.sort_key());
     let mut seen: HashSet<&str> = HashSet::new();
     chosen
         .into_iter()
@@ -195,28 +193,19 @@ pub struct Resolution {
 
 /// What applies to a request: matched policies in order, each resolved with the context, and
 /// the sorted union.
-pub fn resolve_request(
-    attachments: &[Attachment],
-    policies: &PolicyMap,
-    ctx: &MatchContext,
-) -> Resolution {
-    let mut effective = std::collections::BTreeSet::new();
+pub fn resolve_request(attachments: &[Attachment], policies: &impl Policies, ctx: &MatchContext) -> Resolution {
+    let mut effective: HashSet<&str> = HashSet::new();
     let matched_policies = matched_policies(attachments, policies, ctx)
         .into_iter()
         .map(|m| {
-            let resolved = resolve_policy(&m.policy_name, policies, Some(ctx));
-            effective.extend(resolved.guardrails.iter().cloned());
-            MatchDetail {
-                policy_name: m.policy_name,
-                matched_via: m.matched_via,
-                guardrails_added: resolved.guardrails,
-            }
+            let added = super::inherit::resolved_guardrails(&m.policy_name, policies, Some(ctx));
+            effective.extend(added.iter().copied());
+            MatchDetail { policy_name: m.policy_name, matched_via: m.matched_via, guardrails_added: added.into_iter().map(str::to_string).collect() }
         })
         .collect();
-    Resolution {
-        effective_guardrails: effective.into_iter().collect(),
-        matched_policies,
-    }
+    let mut effective: Vec<&str> = effective.into_iter().collect();
+    effective.sort_unstable();
+    Resolution { effective_guardrails: effective.into_iter().map(str::to_string).collect(), matched_policies }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Inheritance chains and guardrail resolution (`policy_resolver.py`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use super::condition::condition_holds;
-use super::model::{MatchContext, PolicyMap};
+use super::model::{MatchContext, Policies};
+#[cfg(test)]
+use super::model::PolicyMap;
 
 /// A policy's resolved guardrails.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -16,7 +18,7 @@ pub struct ResolvedPolicy {
 
 /// LiteLLM's `resolve_inheritance_chain`: follow `inherit` upwards, stop silently at a missing
 /// policy or at a name already visited (a cycle), root first. Empty for an unknown policy.
-pub fn inheritance_chain(name: &str, policies: &PolicyMap) -> Vec<String> {
+pub fn inheritance_chain(name: &str, policies: &impl Policies) -> Vec<String> {
     let mut chain = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut current = Some(name);
@@ -24,10 +26,10 @@ pub fn inheritance_chain(name: &str, policies: &PolicyMap) -> Vec<String> {
         if !seen.insert(n) {
             break;
         }
-        let Some((key, policy)) = policies.get_key_value(n) else {
+        let Some((key, policy)) = policies.lookup(n) else {
             break;
         };
-        chain.push(key.clone());
+        chain.push(key.to_string());
         current = policy.parent();
     }
     chain.reverse();
@@ -36,40 +38,71 @@ pub fn inheritance_chain(name: &str, policies: &PolicyMap) -> Vec<String> {
 
 /// LiteLLM's `resolve_policy_guardrails`: walk the chain root first; with a context, skip
 /// members whose own condition fails; add then remove each member's names.
-pub fn resolve_policy(
-    name: &str,
-    policies: &PolicyMap,
-    ctx: Option<&MatchContext>,
-) -> ResolvedPolicy {
+pub fn resolve_policy(name: &str, policies: &impl Policies, ctx: Option<&MatchContext>) -> ResolvedPolicy {
     let chain = inheritance_chain(name, policies);
-    let mut set: BTreeSet<&str> = BTreeSet::new();
-    for member in &chain {
-        let Some(policy) = policies.get(member) else {
-            continue;
+    let guardrails = resolved_guardrails(name, policies, ctx).into_iter().map(str::to_string).collect();
+    ResolvedPolicy { guardrails, inheritance_chain: chain }
+}
+
+/// The guardrails of `resolve_policy`, sorted, borrowed from the policy map (no allocation per
+/// name: this is the per-request hot path).
+pub fn resolved_guardrails<'a, P: Policies>(name: &str, policies: &'a P, ctx: Option<&MatchContext>) -> Vec<&'a str> {
+    // The chain, leaf first, without cloning names.
+    let mut chain: Vec<&'a crate::engine::model::PolicyContent> = Vec::with_capacity(8);
+    let mut seen: Vec<&str> = Vec::with_capacity(8);
+    let mut current = Some(name);
+    while let Some(n) = current {
+        if seen.contains(&n) {
+            break;
+        }
+        let Some((key, policy)) = policies.lookup(n) else {
+            break;
         };
+        seen.push(key);
+        chain.push(policy);
+        current = policy.parent();
+    }
+    let mut set: Vec<&'a str> = Vec::new();
+    for policy in chain.into_iter().rev() {
         if let Some(ctx) = ctx
             && !condition_holds(policy, ctx)
         {
             continue;
         }
-        set.extend(policy.add.iter().map(String::as_str));
+        for a in &policy.add {
+            if !set.contains(&a.as_str()) {
+                set.push(a.as_str());
+            }
+        }
         for r in &policy.remove {
-            set.remove(r.as_str());
+            set.retain(|x| *x != r.as_str());
         }
     }
-    ResolvedPolicy {
-        guardrails: set.into_iter().map(str::to_string).collect(),
-        inheritance_chain: chain,
-    }
+    set.sort_unstable();
+    set
 }
 
 /// True when any member of the policy's chain has no condition or a matching one
-/// (`PolicyMatcher.policy_applies`). A missing policy never applies.
-pub fn policy_applies(name: &str, policies: &PolicyMap, ctx: &MatchContext) -> bool {
-    inheritance_chain(name, policies)
-        .iter()
-        .filter_map(|n| policies.get(n))
-        .any(|p| condition_holds(p, ctx))
+/// (`PolicyMatcher.policy_applies`). A missing policy never applies. The walk follows parents
+/// without allocating; on a cycle it may revisit members, which cannot change an "any" answer,
+/// so it stops after as many steps as there are policies.
+pub fn policy_applies(name: &str, policies: &impl Policies, ctx: &MatchContext) -> bool {
+    let mut current = Some(name);
+    let mut steps = 0usize;
+    while let Some(n) = current {
+        let Some((_, policy)) = policies.lookup(n) else {
+            return false;
+        };
+        if condition_holds(policy, ctx) {
+            return true;
+        }
+        steps += 1;
+        if steps > policies.count() {
+            return false;
+        }
+        current = policy.parent();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -102,3 +102,58 @@ pub struct MatchContext {
 
 /// The policies in force, by name (LiteLLM's policy registry).
 pub type PolicyMap = BTreeMap<String, PolicyContent>;
+
+/// Looking policies up by name: the sorted [`PolicyMap`], or a [`PolicyIndex`] built once for
+/// many lookups (the per-request hot path).
+pub trait Policies {
+    /// The stored name and the policy.
+    fn lookup(&self, name: &str) -> Option<(&str, &PolicyContent)>;
+    /// How many policies there are.
+    fn count(&self) -> usize;
+}
+
+impl Policies for PolicyMap {
+    fn lookup(&self, name: &str) -> Option<(&str, &PolicyContent)> {
+        self.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A hash index over a [`PolicyMap`], for resolving many requests against one policy set.
+pub struct PolicyIndex<'a>(std::collections::HashMap<&'a str, &'a PolicyContent, std::hash::BuildHasherDefault<Fnv>>);
+
+impl<'a> PolicyIndex<'a> {
+    pub fn new(map: &'a PolicyMap) -> Self {
+        PolicyIndex(map.iter().map(|(k, v)| (k.as_str(), v)).collect())
+    }
+}
+
+/// FNV-1a: a fast hash for short policy names (no untrusted hash-flooding concern: the index
+/// is built from the operator's own objects).
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+impl Policies for PolicyIndex<'_> {
+    fn lookup(&self, name: &str) -> Option<(&str, &PolicyContent)> {
+        self.0.get_key_value(name).map(|(k, v)| (*k, *v))
+    }
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
