@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
@@ -49,6 +50,9 @@ pub struct Context {
     pub metrics: Metrics,
     pub provider: crate::webhook::ProviderFactory,
 }
+
+/// Status writes in flight at once during a reconcile.
+const WRITE_CONCURRENCY: usize = 16;
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -230,20 +234,20 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
 
     // Statuses and events.
     let now = now();
-    for (i, v) in objects.versions.iter().enumerate() {
+    // Version statuses: independent writes, a few at a time.
+    let writes = objects.versions.iter().enumerate().filter_map(|(i, v)| {
         let (st, events) =
             status::version_status(v, &eval.versions[i], &eval.decisions.versions[i], &now);
-        if status::version_status_changed(v.status.as_ref(), &st) {
-            patch_status::<PolicyVersion>(
-                ctx,
-                ns,
-                &v.name_any(),
-                serde_json::to_value(&st).unwrap_or_default(),
-            )
-            .await?;
-            ctx.publish(v, &events).await;
-        }
-    }
+        status::version_status_changed(v.status.as_ref(), &st).then_some((v, st, events))
+    });
+    let futures: Vec<_> = writes
+        .map(|(v, st, events)| write_version_status(ctx, ns, v, st, events))
+        .collect();
+    let results: Vec<Result<(), Error>> = futures::stream::iter(futures)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
     for p in &objects.policies {
         let name = p.name_any();
         let st = status::policy_status(
@@ -272,7 +276,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             patch_status::<Policy>(
                 ctx,
                 ns,
-                &name,
+                name.clone(),
                 serde_json::to_value(&st).unwrap_or_default(),
             )
             .await?;
@@ -296,7 +300,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             }
         }
     }
-    for a in &objects.attachments {
+    let writes = objects.attachments.iter().filter_map(|a| {
         let exists = objects
             .policies
             .iter()
@@ -310,16 +314,23 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             y.conditions.clear();
             differ || x != y
         });
-        if changed {
+        changed.then_some((a, st))
+    });
+    let futures: Vec<_> = writes
+        .map(|(a, st)| {
             patch_status::<PolicyAttachment>(
                 ctx,
                 ns,
-                &a.name_any(),
+                a.name_any(),
                 serde_json::to_value(&st).unwrap_or_default(),
             )
-            .await?;
-        }
-    }
+        })
+        .collect();
+    let results: Vec<Result<(), Error>> = futures::stream::iter(futures)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
     debug!(
         namespace = ns,
         production = eval.production.len(),
@@ -328,10 +339,28 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
     Ok(())
 }
 
+async fn write_version_status(
+    ctx: &Context,
+    ns: &str,
+    v: &PolicyVersion,
+    st: crate::api::PolicyVersionStatus,
+    events: Vec<Event>,
+) -> Result<(), Error> {
+    patch_status::<PolicyVersion>(
+        ctx,
+        ns,
+        v.name_any(),
+        serde_json::to_value(&st).unwrap_or_default(),
+    )
+    .await?;
+    ctx.publish(v, &events).await;
+    Ok(())
+}
+
 async fn patch_status<K>(
     ctx: &Context,
     ns: &str,
-    name: &str,
+    name: String,
     status: serde_json::Value,
 ) -> Result<(), Error>
 where
@@ -343,7 +372,7 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
     let r = api
-        .patch_status(name, &apply_params(), &Patch::Apply(&body))
+        .patch_status(&name, &apply_params(), &Patch::Apply(&body))
         .await;
     ctx.count("status", r.is_ok());
     match r {

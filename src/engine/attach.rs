@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::inherit::policy_applies;
-use super::model::{Attachment, MatchContext, Policies};
 #[cfg(test)]
 use super::model::PolicyMap;
+use super::model::{Attachment, MatchContext, Policies};
 
 /// One matched policy with the reason of its first attachment in sorted order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -54,7 +54,10 @@ impl Attachment {
             None => true,
             Some(patterns) => matches_any(value.as_deref(), patterns),
         };
-        if !dim(&self.teams, &ctx.team_alias) || !dim(&self.keys, &ctx.key_alias) || !dim(&self.models, &ctx.model) {
+        if !dim(&self.teams, &ctx.team_alias)
+            || !dim(&self.keys, &ctx.key_alias)
+            || !dim(&self.models, &ctx.model)
+        {
             return false;
         }
         if let Some(tags) = or_star(&self.tags) {
@@ -193,19 +196,30 @@ pub struct Resolution {
 
 /// What applies to a request: matched policies in order, each resolved with the context, and
 /// the sorted union.
-pub fn resolve_request(attachments: &[Attachment], policies: &impl Policies, ctx: &MatchContext) -> Resolution {
+pub fn resolve_request(
+    attachments: &[Attachment],
+    policies: &impl Policies,
+    ctx: &MatchContext,
+) -> Resolution {
     let mut effective: HashSet<&str> = HashSet::new();
     let matched_policies = matched_policies(attachments, policies, ctx)
         .into_iter()
         .map(|m| {
             let added = super::inherit::resolved_guardrails(&m.policy_name, policies, Some(ctx));
             effective.extend(added.iter().copied());
-            MatchDetail { policy_name: m.policy_name, matched_via: m.matched_via, guardrails_added: added.into_iter().map(str::to_string).collect() }
+            MatchDetail {
+                policy_name: m.policy_name,
+                matched_via: m.matched_via,
+                guardrails_added: added.into_iter().map(str::to_string).collect(),
+            }
         })
         .collect();
     let mut effective: Vec<&str> = effective.into_iter().collect();
     effective.sort_unstable();
-    Resolution { effective_guardrails: effective.into_iter().map(str::to_string).collect(), matched_policies }
+    Resolution {
+        effective_guardrails: effective.into_iter().map(str::to_string).collect(),
+        matched_policies,
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use super::condition::condition_holds;
-use super::model::{MatchContext, Policies};
 #[cfg(test)]
 use super::model::PolicyMap;
+use super::model::{MatchContext, Policies};
 
 /// A policy's resolved guardrails.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -38,15 +38,29 @@ pub fn inheritance_chain(name: &str, policies: &impl Policies) -> Vec<String> {
 
 /// LiteLLM's `resolve_policy_guardrails`: walk the chain root first; with a context, skip
 /// members whose own condition fails; add then remove each member's names.
-pub fn resolve_policy(name: &str, policies: &impl Policies, ctx: Option<&MatchContext>) -> ResolvedPolicy {
+pub fn resolve_policy(
+    name: &str,
+    policies: &impl Policies,
+    ctx: Option<&MatchContext>,
+) -> ResolvedPolicy {
     let chain = inheritance_chain(name, policies);
-    let guardrails = resolved_guardrails(name, policies, ctx).into_iter().map(str::to_string).collect();
-    ResolvedPolicy { guardrails, inheritance_chain: chain }
+    let guardrails = resolved_guardrails(name, policies, ctx)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    ResolvedPolicy {
+        guardrails,
+        inheritance_chain: chain,
+    }
 }
 
 /// The guardrails of `resolve_policy`, sorted, borrowed from the policy map (no allocation per
 /// name: this is the per-request hot path).
-pub fn resolved_guardrails<'a, P: Policies>(name: &str, policies: &'a P, ctx: Option<&MatchContext>) -> Vec<&'a str> {
+pub fn resolved_guardrails<'a, P: Policies>(
+    name: &str,
+    policies: &'a P,
+    ctx: Option<&MatchContext>,
+) -> Vec<&'a str> {
     // The chain, leaf first, without cloning names.
     let mut chain: Vec<&'a crate::engine::model::PolicyContent> = Vec::with_capacity(8);
     let mut seen: Vec<&str> = Vec::with_capacity(8);

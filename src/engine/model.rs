@@ -122,7 +122,9 @@ impl Policies for PolicyMap {
 }
 
 /// A hash index over a [`PolicyMap`], for resolving many requests against one policy set.
-pub struct PolicyIndex<'a>(std::collections::HashMap<&'a str, &'a PolicyContent, std::hash::BuildHasherDefault<Fnv>>);
+pub struct PolicyIndex<'a>(
+    std::collections::HashMap<&'a str, &'a PolicyContent, std::hash::BuildHasherDefault<Fnv>>,
+);
 
 impl<'a> PolicyIndex<'a> {
     pub fn new(map: &'a PolicyMap) -> Self {
@@ -140,7 +142,11 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);

@@ -413,12 +413,31 @@ pub fn policy_status(
             reasons::NO_PRODUCTION_VERSION,
             format!("no version is in production: {}", why.join("; ")),
         ));
-        conds.push(cond(
-            RECONCILING,
-            true,
-            reasons::NO_PRODUCTION_VERSION,
-            "waiting for a version to become eligible",
-        ));
+        // Waiting for references may resolve by itself; versions blocked by failed tests or
+        // invalid content need a person (kstatus: Failed, not InProgress forever).
+        let any_waiting = eval
+            .decisions
+            .versions
+            .iter()
+            .any(|d| d.policy == name && matches!(d.promotion, Promotion::Waiting(_)));
+        if any_waiting {
+            conds.push(cond(
+                RECONCILING,
+                true,
+                reasons::NO_PRODUCTION_VERSION,
+                "waiting for a version to become eligible",
+            ));
+        } else {
+            conds.push(cond(
+                STALLED,
+                true,
+                reasons::NO_PRODUCTION_VERSION,
+                format!(
+                    "no version can reach production without a change: {}",
+                    why.join("; ")
+                ),
+            ));
+        }
     } else {
         conds.push(cond(
             READY,
