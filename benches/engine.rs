@@ -27,7 +27,11 @@ pub fn repository(n: usize) -> (Vec<String>, PolicyMap, Vec<Attachment>) {
     let mut atts = Vec::new();
     for i in 0..n {
         let name = format!("p{i:05}");
-        let parent = if i % 5 == 0 { None } else { Some(format!("p{:05}", i - 1)) };
+        let parent = if i % 5 == 0 {
+            None
+        } else {
+            Some(format!("p{:05}", i - 1))
+        };
         let mut body = json!({"guardrails": {"add": [format!("g{}", i % 40), format!("g{}", (i * 7) % 40)], "remove": [format!("g{}", (i * 3) % 40)]}});
         if let Some(p) = parent {
             body["inherit"] = json!(p);
@@ -41,9 +45,13 @@ pub fn repository(n: usize) -> (Vec<String>, PolicyMap, Vec<Attachment>) {
             0 => json!({"policy": name, "teams": [format!("team-{}-*", i % 50)]}),
             1 => json!({"policy": name, "keys": [format!("key-{i}")], "priority": (i % 7) as i64}),
             2 => json!({"policy": name, "tags": ["external", format!("tag-{}-*", i % 30)]}),
-            3 => json!({"policy": name, "models": ["gpt-*"], "teams": [format!("team-{}", i % 50)]}),
+            3 => {
+                json!({"policy": name, "models": ["gpt-*"], "teams": [format!("team-{}", i % 50)]})
+            }
             4 => json!({"policy": name, "scope": if i % 1000 == 4 { "*" } else { "none" }}),
-            _ => json!({"policy": name, "default": i % 500 == 5, "models": [format!("model-{}", i % 20)]}),
+            _ => {
+                json!({"policy": name, "default": i % 500 == 5, "models": [format!("model-{}", i % 20)]})
+            }
         };
         atts.push(parse_attachment(&att).unwrap());
     }
@@ -51,7 +59,12 @@ pub fn repository(n: usize) -> (Vec<String>, PolicyMap, Vec<Attachment>) {
 }
 
 fn ctx() -> MatchContext {
-    MatchContext { team_alias: Some("team-7-research".into()), key_alias: Some("key-13".into()), model: Some("gpt-4o".into()), tags: Some(vec!["external".into()]) }
+    MatchContext {
+        team_alias: Some("team-7-research".into()),
+        key_alias: Some("key-13".into()),
+        model: Some("gpt-4o".into()),
+        tags: Some(vec!["external".into()]),
+    }
 }
 
 fn resolve(c: &mut Criterion) {
@@ -60,7 +73,9 @@ fn resolve(c: &mut Criterion) {
         let (_, map, atts) = repository(n);
         let map = guardrail_operator::engine::model::PolicyIndex::new(&map);
         let ctx = ctx();
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| black_box(resolve_request(&atts, &map, &ctx))));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| black_box(resolve_request(&atts, &map, &ctx)))
+        });
     }
     g.finish();
 }
@@ -70,7 +85,9 @@ fn validate(c: &mut Criterion) {
     let available: BTreeSet<String> = (0..40).map(|i| format!("g{i}")).collect();
     for n in [100usize, 1_000, 10_000] {
         let (order, map, _) = repository(n);
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| black_box(validate_policies(&order, &map, &available))));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| black_box(validate_policies(&order, &map, &available)))
+        });
     }
     g.finish();
 }
@@ -94,13 +111,24 @@ fn pipeline(c: &mut Criterion) {
     }
     let set = Set(&provider);
     let text = "Please summarise the attached quarterly report and email it to finance@example.com by Friday. ".repeat(4);
-    let req = Request { model: Some("gpt-4o".into()), messages: vec![Message { role: "user".into(), content: text }], response: None };
+    let req = Request {
+        model: Some("gpt-4o".into()),
+        messages: vec![Message {
+            role: "user".into(),
+            content: text,
+        }],
+        response: None,
+    };
     let clock = MonotonicClock::default();
-    c.bench_function("pipeline_two_content_filters_400_chars", |b| b.iter(|| black_box(execute(&pl, &req, &set, &clock))));
+    c.bench_function("pipeline_two_content_filters_400_chars", |b| {
+        b.iter(|| black_box(execute(&pl, &req, &set, &clock)))
+    });
 }
 
 fn render(c: &mut Criterion) {
-    use guardrail_operator::api::{Policy, PolicyAttachment, PolicyAttachmentSpec, PolicyVersion, PolicyVersionSpec, Stage};
+    use guardrail_operator::api::{
+        Policy, PolicyAttachment, PolicyAttachmentSpec, PolicyVersion, PolicyVersionSpec, Stage,
+    };
     use guardrail_operator::engine::namespace::{Objects, Options, evaluate};
     let mut g = c.benchmark_group("evaluate_and_render_bundle");
     for n in [100usize, 1_000] {
@@ -113,17 +141,37 @@ fn render(c: &mut Criterion) {
                 version: 1,
                 stage: Some(Stage::Production),
                 inherit: (i % 5 != 0).then(|| format!("p{:05}", i - 1)),
-                guardrails: Some(guardrail_operator::api::GuardrailsSpec { add: Some(vec![format!("g{}", i % 40)]), remove: None }),
+                guardrails: Some(guardrail_operator::api::GuardrailsSpec {
+                    add: Some(vec![format!("g{}", i % 40)]),
+                    remove: None,
+                }),
                 ..Default::default()
             };
-            o.versions.push(PolicyVersion::new(&format!("{name}-v1"), spec));
-            o.attachments.push(PolicyAttachment::new(&format!("a{i:05}"), PolicyAttachmentSpec { policy: name, teams: Some(vec![format!("team-{}-*", i % 50)]), ..Default::default() }));
+            o.versions
+                .push(PolicyVersion::new(&format!("{name}-v1"), spec));
+            o.attachments.push(PolicyAttachment::new(
+                &format!("a{i:05}"),
+                PolicyAttachmentSpec {
+                    policy: name,
+                    teams: Some(vec![format!("team-{}-*", i % 50)]),
+                    ..Default::default()
+                },
+            ));
         }
         let clock = MonotonicClock::default();
         let provider = guardrail_operator::engine::testing::MocksOnly;
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
-                let eval = evaluate(&o, &Options { catalog: None, provider: &provider, clock: &clock, run_all_tests: false, known_verdict: None });
+                let eval = evaluate(
+                    &o,
+                    &Options {
+                        catalog: None,
+                        provider: &provider,
+                        clock: &clock,
+                        run_all_tests: false,
+                        known_verdict: None,
+                    },
+                );
                 black_box(guardrail_operator::engine::bundle::render(&eval))
             })
         });

@@ -21,8 +21,18 @@ fn main() {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut out = Vec::new();
     for set in doc["sets"].as_array().unwrap() {
-        let policies: PolicyMap = set["policies"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), parse_policy(v).unwrap())).collect();
-        let atts: Vec<Attachment> = set["attachments"].as_array().unwrap().iter().map(|a| parse_attachment(a).unwrap()).collect();
+        let policies: PolicyMap = set["policies"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), parse_policy(v).unwrap()))
+            .collect();
+        let atts: Vec<Attachment> = set["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| parse_attachment(a).unwrap())
+            .collect();
         let ctxs: Vec<MatchContext> = set["contexts"]
             .as_array()
             .unwrap()
@@ -31,7 +41,9 @@ fn main() {
                 team_alias: c["team_alias"].as_str().map(Into::into),
                 key_alias: c["key_alias"].as_str().map(Into::into),
                 model: c["model"].as_str().map(Into::into),
-                tags: c["tags"].as_array().map(|t| t.iter().map(|x| x.as_str().unwrap().to_string()).collect()),
+                tags: c["tags"]
+                    .as_array()
+                    .map(|t| t.iter().map(|x| x.as_str().unwrap().to_string()).collect()),
             })
             .collect();
         // Like LiteLLM's registry (a dict), the set is indexed once when loaded.
@@ -40,11 +52,31 @@ fn main() {
         // Same answers as LiteLLM.
         for (c, expected) in ctxs.iter().zip(set["expected"].as_array().unwrap()) {
             let r = resolve_request(&atts, &policies, c);
-            let names: Vec<&str> = r.matched_policies.iter().map(|m| m.policy_name.as_str()).collect();
-            let want: Vec<&str> = expected["matched"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
-            assert_eq!(names, want, "matched policies differ from LiteLLM for {c:?}");
-            let want: Vec<&str> = expected["effective"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
-            assert_eq!(r.effective_guardrails, want, "effective guardrails differ from LiteLLM for {c:?}");
+            let names: Vec<&str> = r
+                .matched_policies
+                .iter()
+                .map(|m| m.policy_name.as_str())
+                .collect();
+            let want: Vec<&str> = expected["matched"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names, want,
+                "matched policies differ from LiteLLM for {c:?}"
+            );
+            let want: Vec<&str> = expected["effective"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                r.effective_guardrails, want,
+                "effective guardrails differ from LiteLLM for {c:?}"
+            );
         }
         let mut rounds = 0u64;
         let start = Instant::now();

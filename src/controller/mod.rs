@@ -125,6 +125,17 @@ pub struct LeaseOptions {
 struct Queue {
     due: BTreeMap<String, Instant>,
     failures: BTreeMap<String, u32>,
+    /// How long the last reconcile of each namespace took: a burst of changes waits at least
+    /// that long, so big namespaces batch more and re-render less.
+    cost: BTreeMap<String, Duration>,
+}
+
+/// Drop what the caches never read (managed fields, kubectl's last-applied copy): at 10,000
+/// objects this is most of the operator's memory.
+fn slim<K: ResourceExt>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    o.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Merge a watcher stream into the reflector and turn each event into a namespace to queue.
@@ -192,13 +203,16 @@ pub async fn run(
 
     let cfg = watcher::Config::default();
     let pol = namespaces_of(
-        reflector::reflector(pol_writer, watcher(pol_api, cfg.clone())).default_backoff(),
+        reflector::reflector(pol_writer, watcher(pol_api, cfg.clone()).modify(slim))
+            .default_backoff(),
     );
     let ver = namespaces_of(
-        reflector::reflector(ver_writer, watcher(ver_api, cfg.clone())).default_backoff(),
+        reflector::reflector(ver_writer, watcher(ver_api, cfg.clone()).modify(slim))
+            .default_backoff(),
     );
     let att = namespaces_of(
-        reflector::reflector(att_writer, watcher(att_api, cfg.clone())).default_backoff(),
+        reflector::reflector(att_writer, watcher(att_api, cfg.clone()).modify(slim))
+            .default_backoff(),
     );
     let owned = namespaces_of(
         reflector::reflector(
@@ -207,7 +221,8 @@ pub async fn run(
                 cm_api.clone(),
                 cfg.clone()
                     .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-            ),
+            )
+            .modify(slim),
         )
         .default_backoff(),
     );
@@ -217,7 +232,7 @@ pub async fn run(
         let catalog = namespaces_of(
             reflector::reflector(
                 catalog_writer,
-                watcher(cm_api, cfg.clone().fields(&format!("metadata.name={name}"))),
+                watcher(cm_api, cfg.clone().fields(&format!("metadata.name={name}"))).modify(slim),
             )
             .default_backoff(),
         );
@@ -359,7 +374,8 @@ pub async fn run(
         while let Some(namespaces) = events.next().await {
             let mut q = q.lock().await;
             for ns in namespaces {
-                let due = Instant::now() + debounce;
+                let wait = debounce.max(q.cost.get(&ns).copied().unwrap_or_default());
+                let due = Instant::now() + wait;
                 q.due.entry(ns).or_insert(due);
             }
             drop(q);
@@ -413,6 +429,8 @@ pub async fn run(
                             .duration
                             .observe(started.elapsed().as_secs_f64());
                         let mut q = queue.lock().await;
+                        q.cost
+                            .insert(ns.clone(), started.elapsed().min(Duration::from_secs(5)));
                         match result {
                             Ok(()) => {
                                 q.failures.remove(&ns);

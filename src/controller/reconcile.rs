@@ -539,11 +539,14 @@ async fn write_policy_configmaps(
     objects: &Objects,
 ) -> Result<(), Error> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let mut writes = Vec::new();
     for p in &objects.policies {
         let policy = p.name_any();
         let cm_name = format!("{policy}-guardrails");
         let current = ctx.configmap(ns, &cm_name);
-        match bundle::policy_data(eval, &policy) {
+        let data = bundle::policy_data(eval, &policy);
+        let api = api.clone();
+        match data {
             Some(data) => {
                 let hash = bundle::data_hash(&data);
                 if current
@@ -573,40 +576,63 @@ async fn write_policy_configmaps(
                     },
                     "data": data,
                 });
-                let r = api
-                    .patch(&cm_name, &apply_params(), &Patch::Apply(&body))
-                    .await;
-                ctx.count("configmap", r.is_ok());
-                r.map_err(|source| Error::Write {
-                    what: format!("ConfigMap {ns}/{cm_name}"),
-                    source,
-                })?;
+                writes.push(Box::pin(async move {
+                    let r = api
+                        .patch(&cm_name, &apply_params(), &Patch::Apply(&body))
+                        .await;
+                    ctx.count("configmap", r.is_ok());
+                    r.map(|_| ()).map_err(|source| Error::Write {
+                        what: format!("ConfigMap {ns}/{cm_name}"),
+                        source,
+                    })
+                })
+                    as std::pin::Pin<
+                        Box<dyn std::future::Future<Output = Result<(), Error>> + Send + '_>,
+                    >);
             }
-            None => {
-                if current.is_some() {
+            None if current.is_some() => {
+                writes.push(Box::pin(async move {
                     let r = api.delete(&cm_name, &DeleteParams::default()).await;
                     ctx.count("configmap", r.is_ok());
                     match r {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(s)) if s.is_not_found() => {}
-                        Err(source) => {
-                            return Err(Error::Write {
-                                what: format!("delete ConfigMap {ns}/{cm_name}"),
-                                source,
-                            });
-                        }
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                        Err(source) => Err(Error::Write {
+                            what: format!("delete ConfigMap {ns}/{cm_name}"),
+                            source,
+                        }),
                     }
-                }
+                }));
             }
+            None => {}
         }
     }
-    Ok(())
+    run_all(writes).await
+}
+
+/// Run writes a few at a time; the first error wins.
+async fn run_all<'a>(
+    writes: Vec<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>,
+    >,
+) -> Result<(), Error> {
+    let results: Vec<Result<(), Error>> = futures::stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, Error>>()
+        .map(|_| ())
 }
 
 /// Give each version an ownerReference to its Policy, so deleting the Policy deletes its
 /// versions (the garbage collector does it; `delete_orphaned_versions` where none runs).
 async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<(), Error> {
     let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
+    let mut writes: Vec<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + '_>>,
+    > = Vec::new();
     for v in &objects.versions {
         let Some(p) = objects
             .policies
@@ -629,31 +655,33 @@ async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<()
             controller: None,
             block_owner_deletion: None,
         };
+        let name = v.name_any();
         let body = json!({
             "apiVersion": PolicyVersion::api_version(&()),
             "kind": PolicyVersion::kind(&()),
-            "metadata": {"name": v.name_any(), "namespace": ns, "labels": {POLICY_LABEL: p.name_any()}, "ownerReferences": [owner]},
+            "metadata": {"name": name, "namespace": ns, "labels": {POLICY_LABEL: p.name_any()}, "ownerReferences": [owner]},
         });
-        let r = api
-            .patch(
-                &v.name_any(),
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Apply(&body),
-            )
-            .await;
-        ctx.count("ownerref", r.is_ok());
-        match r {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.is_not_found() => {}
-            Err(source) => {
-                return Err(Error::Write {
-                    what: format!("ownerReference of PolicyVersion {ns}/{}", v.name_any()),
+        let api = api.clone();
+        writes.push(Box::pin(async move {
+            let r = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Apply(&body),
+                )
+                .await;
+            ctx.count("ownerref", r.is_ok());
+            match r {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                Err(source) => Err(Error::Write {
+                    what: format!("ownerReference of PolicyVersion {ns}/{name}"),
                     source,
-                });
+                }),
             }
-        }
+        }));
     }
-    Ok(())
+    run_all(writes).await
 }
 
 /// LiteLLM's "delete all versions": versions owned by a Policy that no longer exists are
