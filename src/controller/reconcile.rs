@@ -51,6 +51,10 @@ pub struct Context {
     pub provider: crate::webhook::ProviderFactory,
 }
 
+/// One pending write of a reconcile.
+type Write<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>;
+
 /// Status writes in flight at once during a reconcile.
 const WRITE_CONCURRENCY: usize = 16;
 
@@ -611,11 +615,7 @@ async fn write_policy_configmaps(
 }
 
 /// Run writes a few at a time; the first error wins.
-async fn run_all<'a>(
-    writes: Vec<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>,
-    >,
-) -> Result<(), Error> {
+async fn run_all<'a>(writes: Vec<Write<'a>>) -> Result<(), Error> {
     let results: Vec<Result<(), Error>> = futures::stream::iter(writes)
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
@@ -630,9 +630,7 @@ async fn run_all<'a>(
 /// versions (the garbage collector does it; `delete_orphaned_versions` where none runs).
 async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<(), Error> {
     let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
-    let mut writes: Vec<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + '_>>,
-    > = Vec::new();
+    let mut writes: Vec<Write<'_>> = Vec::new();
     for v in &objects.versions {
         let Some(p) = objects
             .policies
