@@ -1,7 +1,9 @@
 //! Scale against the real control plane: N PolicyVersions with their Policies and attachments,
 //! written by a plain client with no operator (the raw write rate), then the same objects with
-//! the operator running, timed until every status and the bundle have converged. Records the
-//! operator's peak RSS and CPU time.
+//! the operator running, timed until every status and every bundle have converged. Records the
+//! operator's peak RSS and CPU time. Objects are spread 1,000 per namespace (a team's
+//! namespace): one namespace's bundle must fit a ConfigMap (1 MiB), and 10,000 policies in
+//! one bundle would not.
 //!
 //! Reproduce: `eval "$(scripts/testcp-up.sh)"; SCALE=1000,10000 cargo bench --bench scale; scripts/testcp-down.sh`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -178,9 +180,15 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let tag = rand::random::<u32>() & 0xffffff;
-        let raw_ns = format!("scale-raw-{n}-{tag:06x}");
-        let op_ns = format!("scale-op-{n}-{tag:06x}");
-        for ns in [&raw_ns, &op_ns] {
+        let spaces = n.div_ceil(1000);
+        let per = n / spaces;
+        let raw_ns: Vec<String> = (0..spaces)
+            .map(|i| format!("scale-raw-{n}-{tag:06x}-{i}"))
+            .collect();
+        let op_ns: Vec<String> = (0..spaces)
+            .map(|i| format!("scale-op-{n}-{tag:06x}-{i}"))
+            .collect();
+        for ns in raw_ns.iter().chain(&op_ns) {
             nss.create(
                 &PostParams::default(),
                 &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
@@ -188,8 +196,21 @@ async fn main() {
             .await
             .unwrap();
         }
-        let objs = objects(n);
-        let raw = create_all(&client, &raw_ns, &objs).await;
+        let objs = objects(per);
+        let start = Instant::now();
+        for ns in &raw_ns {
+            create_all(&client, ns, &objs).await;
+        }
+        let raw = start.elapsed();
+        // The operator watches every namespace: the raw copies must be gone before it starts.
+        for ns in &raw_ns {
+            let _ = nss.delete(ns, &Default::default()).await;
+        }
+        for ns in &raw_ns {
+            while nss.get_opt(ns).await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
 
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -197,13 +218,7 @@ async fn main() {
             .unwrap()
             .port();
         let mut op = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
-            .args([
-                "run",
-                "--namespace",
-                &op_ns,
-                "--http-addr",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", &path)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -215,18 +230,25 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (_, cpu0) = proc_stat(pid);
         let start = Instant::now();
-        let _ = create_all(&client, &op_ns, &objs).await;
-        let deadline = Duration::from_secs(1800);
-        while !converged(&client, &op_ns, n).await {
-            assert!(start.elapsed() < deadline, "did not converge");
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        for ns in &op_ns {
+            create_all(&client, ns, &objs).await;
+        }
+        let deadline = Duration::from_secs(900);
+        for ns in &op_ns {
+            while !converged(&client, ns, per).await {
+                assert!(
+                    start.elapsed() < deadline,
+                    "did not converge within {deadline:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
         let took = start.elapsed();
         let (hwm_kb, cpu1) = proc_stat(pid);
         let _ = op.start_kill();
         let objects_n = 3 * n;
         println!(
-            "| {n} (+{n}, +{n}) | {:.1} s | {:.0} | {:.1} s | {:.0} | {:.0}% | {:.1} MiB | {:.1} s | {:.2} ms |",
+            "| {n} (+{n}, +{n}; {spaces} namespace(s)) | {:.1} s | {:.0} | {:.1} s | {:.0} | {:.0}% | {:.1} MiB | {:.1} s | {:.2} ms |",
             raw.as_secs_f64(),
             objects_n as f64 / raw.as_secs_f64(),
             took.as_secs_f64(),
@@ -236,7 +258,7 @@ async fn main() {
             cpu1 - cpu0,
             1000.0 * took.as_secs_f64() / objects_n as f64,
         );
-        for ns in [&raw_ns, &op_ns] {
+        for ns in &op_ns {
             let _ = nss.delete(ns, &Default::default()).await;
         }
     }
