@@ -111,13 +111,11 @@ pub fn collect(args: &TestArgs) -> Result<Vec<ResultJson>, Failure> {
                     continue;
                 }
             };
-            let mut others = others_all.clone();
-            others.remove(&v.spec.policy);
             let outcomes = run_tests(
                 &v.spec.policy,
                 &content,
                 tests,
-                &others,
+                &others_all,
                 provider.as_ref(),
                 &clock,
             );

@@ -163,3 +163,20 @@ impl Policies for PolicyIndex<'_> {
         self.0.len()
     }
 }
+
+/// A policy map with one policy's content replaced (or added), without copying the map: how
+/// a version's tests see the other policies.
+pub struct Overlay<'a> {
+    pub base: &'a PolicyMap,
+    pub name: &'a str,
+    pub content: &'a PolicyContent,
+}
+
+impl Policies for Overlay<'_> {
+    fn lookup(&self, name: &str) -> Option<(&str, &PolicyContent)> {
+        if name == self.name { Some((self.name, self.content)) } else { self.base.lookup(name) }
+    }
+    fn count(&self) -> usize {
+        self.base.len() + usize::from(!self.base.contains_key(self.name))
+    }
+}

@@ -136,13 +136,11 @@ pub fn evaluate(objects: &Objects, opts: &Options<'_>) -> Evaluation {
         let wants_tests = known.is_none() && (opts.run_all_tests || desired != Stage::Draft);
         let tests = match (&content, wants_tests) {
             (Ok(c), true) => {
-                let mut deps = others.clone();
-                deps.remove(&v.spec.policy);
                 Some(run_tests(
                     &v.spec.policy,
                     c,
                     v.spec.tests.as_deref().unwrap_or(&[]),
-                    &deps,
+                    &others,
                     opts.provider,
                     opts.clock,
                 ))

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::condition::condition_holds;
 use super::inherit::resolve_policy;
-use super::model::{
+use super::model::{Overlay, Policies, 
     MatchContext, PipelineAction, PipelineMode, PolicyContent, PolicyMap, StepOutcome,
     TerminalAction,
 };
@@ -127,8 +127,7 @@ pub fn run_tests(
     provider: &dyn GuardrailProvider,
     clock: &dyn Clock,
 ) -> Vec<TestOutcome> {
-    let mut map = others.clone();
-    map.insert(policy.to_string(), content.clone());
+    let map = Overlay { base: others, name: policy, content };
     tests
         .iter()
         .map(|t| run_one(policy, content, t, &map, provider, clock))
@@ -139,7 +138,7 @@ fn run_one(
     policy: &str,
     content: &PolicyContent,
     test: &TestSpec,
-    map: &PolicyMap,
+    map: &impl Policies,
     provider: &dyn GuardrailProvider,
     clock: &dyn Clock,
 ) -> TestOutcome {
