@@ -174,7 +174,11 @@ pub struct Overlay<'a> {
 
 impl Policies for Overlay<'_> {
     fn lookup(&self, name: &str) -> Option<(&str, &PolicyContent)> {
-        if name == self.name { Some((self.name, self.content)) } else { self.base.lookup(name) }
+        if name == self.name {
+            Some((self.name, self.content))
+        } else {
+            self.base.lookup(name)
+        }
     }
     fn count(&self) -> usize {
         self.base.len() + usize::from(!self.base.contains_key(self.name))

@@ -135,16 +135,14 @@ pub fn evaluate(objects: &Objects, opts: &Options<'_>) -> Evaluation {
         let known = opts.known_verdict.and_then(|f| f(v, &hash));
         let wants_tests = known.is_none() && (opts.run_all_tests || desired != Stage::Draft);
         let tests = match (&content, wants_tests) {
-            (Ok(c), true) => {
-                Some(run_tests(
-                    &v.spec.policy,
-                    c,
-                    v.spec.tests.as_deref().unwrap_or(&[]),
-                    &others,
-                    opts.provider,
-                    opts.clock,
-                ))
-            }
+            (Ok(c), true) => Some(run_tests(
+                &v.spec.policy,
+                c,
+                v.spec.tests.as_deref().unwrap_or(&[]),
+                &others,
+                opts.provider,
+                opts.clock,
+            )),
             _ => None,
         };
         inputs.push(VersionInput {

@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::condition::condition_holds;
 use super::inherit::resolve_policy;
-use super::model::{Overlay, Policies, 
-    MatchContext, PipelineAction, PipelineMode, PolicyContent, PolicyMap, StepOutcome,
-    TerminalAction,
+use super::model::{
+    MatchContext, Overlay, PipelineAction, PipelineMode, Policies, PolicyContent, PolicyMap,
+    StepOutcome, TerminalAction,
 };
 use super::pipeline::{
     Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, StepResult, Verdict, execute,
@@ -127,7 +127,11 @@ pub fn run_tests(
     provider: &dyn GuardrailProvider,
     clock: &dyn Clock,
 ) -> Vec<TestOutcome> {
-    let map = Overlay { base: others, name: policy, content };
+    let map = Overlay {
+        base: others,
+        name: policy,
+        content,
+    };
     tests
         .iter()
         .map(|t| run_one(policy, content, t, &map, provider, clock))
