@@ -262,14 +262,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             &gateway,
             &now,
         );
-        let changed = p.status.as_ref().is_none_or(|old| {
-            let mut a = old.clone();
-            let mut b = st.clone();
-            let differ = status::conditions_differ(&a.conditions, &b.conditions);
-            a.conditions.clear();
-            b.conditions.clear();
-            differ || a != b
-        });
+        let changed = status::changed_ignoring_times(p.status.as_ref(), &st, |s| &mut s.conditions);
         if changed {
             let was_rejected = p.status.as_ref().is_some_and(|s| {
                 s.conditions.iter().any(|c| {
@@ -310,14 +303,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             .iter()
             .any(|p| p.name_any() == a.spec.policy);
         let st = status::attachment_status(a, &eval, exists, &now);
-        let changed = a.status.as_ref().is_none_or(|old| {
-            let mut x = old.clone();
-            let mut y = st.clone();
-            let differ = status::conditions_differ(&x.conditions, &y.conditions);
-            x.conditions.clear();
-            y.conditions.clear();
-            differ || x != y
-        });
+        let changed = status::changed_ignoring_times(a.status.as_ref(), &st, |s| &mut s.conditions);
         changed.then_some((a, st))
     });
     let futures: Vec<_> = writes

@@ -85,6 +85,22 @@ pub fn conditions_differ(a: &[Condition], b: &[Condition]) -> bool {
     ka != kb
 }
 
+/// Whether a new status differs from the current one other than in condition timestamps
+/// (what makes a write worth doing).
+pub fn changed_ignoring_times<T: Clone + PartialEq>(
+    old: Option<&T>,
+    new: &T,
+    conditions: impl Fn(&mut T) -> &mut Vec<Condition>,
+) -> bool {
+    let Some(old) = old else { return true };
+    let (mut a, mut b) = (old.clone(), new.clone());
+    let (ca, cb) = (
+        std::mem::take(conditions(&mut a)),
+        std::mem::take(conditions(&mut b)),
+    );
+    conditions_differ(&ca, &cb) || a != b
+}
+
 /// An event the controller should publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
