@@ -142,6 +142,7 @@ async fn main() {
         provider: webhook::mocks_only(),
         metrics: metrics_check.clone(),
         budget_seconds: 2.0,
+        catalog_cache: Default::default(),
     });
     let state_check = state.clone();
     let real = start(

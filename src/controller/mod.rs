@@ -355,6 +355,7 @@ pub async fn run(
                 provider: ctx.provider.clone(),
                 metrics: metrics.admission.clone(),
                 budget_seconds: w.budget_seconds,
+                catalog_cache: Default::default(),
             });
             Some(tokio::spawn(webhook_main(
                 client.clone(),

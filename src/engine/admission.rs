@@ -53,8 +53,11 @@ pub enum Operation {
 
 /// What admission needs besides the object.
 pub struct Env<'a> {
-    /// The other objects of the namespace (from the operator's caches).
-    pub objects: &'a Objects,
+    /// Reads the other objects of the namespace (from the operator's caches); called only by
+    /// reviews that need them, so unchanged specs cost no copy.
+    pub load_objects: &'a dyn Fn() -> Objects,
+    /// The objects, once loaded.
+    pub objects: std::cell::OnceCell<Objects>,
     /// Guardrail catalog names (None: no catalog configured).
     pub catalog: Option<&'a BTreeSet<String>>,
     pub provider: &'a dyn GuardrailProvider,
@@ -62,6 +65,12 @@ pub struct Env<'a> {
     /// Seconds the tests may take before the answer is a denial (keeps far inside the
     /// webhook's timeoutSeconds).
     pub budget_seconds: f64,
+}
+
+impl Env<'_> {
+    fn objects(&self) -> &Objects {
+        self.objects.get_or_init(|| (self.load_objects)())
+    }
 }
 
 fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -178,13 +187,13 @@ pub fn review_version(
 
     // Unique version per policy.
     let me = name(&new.metadata);
-    if let Some(other) = env.objects.versions.iter().find(|v| {
+    if let Some(other) = env.objects().versions.iter().find(|v| {
         v.spec.policy == new.spec.policy
             && v.spec.version == new.spec.version
             && name(&v.metadata) != me
     }) {
         let next = env
-            .objects
+            .objects()
             .versions
             .iter()
             .filter(|v| v.spec.policy == new.spec.policy)
@@ -202,9 +211,14 @@ pub fn review_version(
 
     // References that may arrive later: warnings.
     let mut warnings = Vec::new();
-    let policy_exists = |p: &str| env.objects.policies.iter().any(|x| name(&x.metadata) == p);
+    let policy_exists = |p: &str| {
+        env.objects()
+            .policies
+            .iter()
+            .any(|x| name(&x.metadata) == p)
+    };
     let in_production = |p: &str| {
-        env.objects.policies.iter().any(|x| {
+        env.objects().policies.iter().any(|x| {
             name(&x.metadata) == p
                 && x.status
                     .as_ref()
@@ -263,7 +277,7 @@ pub fn review_version(
         return Decision::allow(warnings);
     }
     let tests = new.spec.tests.as_deref().unwrap_or(&[]);
-    let mut others = desired_production(&env.objects.versions);
+    let mut others = desired_production(&env.objects().versions);
     others.remove(&new.spec.policy);
     let start = env.clock.seconds();
     let mut outcomes = Vec::with_capacity(tests.len());
@@ -307,7 +321,7 @@ fn delete_version_warnings(old: &PolicyVersion, env: &Env<'_>) -> Decision {
     }
     let policy = &old.spec.policy;
     let next = env
-        .objects
+        .objects()
         .versions
         .iter()
         .filter(|v| {
@@ -345,7 +359,7 @@ pub fn review_attachment(
     }
     let policy = &new.spec.policy;
     let found = env
-        .objects
+        .objects()
         .policies
         .iter()
         .find(|p| &name(&p.metadata) == policy);
@@ -375,13 +389,13 @@ pub fn review_policy(op: Operation, old: Option<&Policy>, env: &Env<'_>) -> Deci
     };
     let p = name(&old.metadata);
     let versions = env
-        .objects
+        .objects()
         .versions
         .iter()
         .filter(|v| v.spec.policy == p)
         .count();
     let attachments = env
-        .objects
+        .objects()
         .attachments
         .iter()
         .filter(|a| a.spec.policy == p)

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOp,
@@ -90,6 +91,12 @@ impl AdmissionMetrics {
 }
 
 /// What the handlers read.
+/// A namespace's parsed catalog and the guardrails built from it.
+pub type CachedCatalog = (
+    Option<Arc<Catalog>>,
+    Arc<dyn GuardrailProvider + Send + Sync>,
+);
+
 pub struct WebhookState {
     pub policies: Store<Policy>,
     pub versions: Store<PolicyVersion>,
@@ -99,6 +106,8 @@ pub struct WebhookState {
     pub provider: ProviderFactory,
     pub metrics: AdmissionMetrics,
     pub budget_seconds: f64,
+    /// Per namespace: the catalog ConfigMap's resourceVersion, its catalog and guardrails.
+    pub catalog_cache: std::sync::Mutex<std::collections::HashMap<String, (String, CachedCatalog)>>,
 }
 
 impl WebhookState {
@@ -106,9 +115,33 @@ impl WebhookState {
         crate::cache::objects(&self.policies, &self.versions, &self.attachments, ns)
     }
 
-    fn catalog(&self, ns: &str) -> Option<Catalog> {
-        let (store, name) = (self.catalogs.as_ref()?, self.catalog_name.as_ref()?);
-        crate::cache::catalog(store, name, ns).ok().flatten()
+    /// The namespace's catalog and the guardrails built from it, cached by the catalog
+    /// ConfigMap's resourceVersion: while it is unchanged a review parses and compiles nothing.
+    fn catalog(&self, ns: &str) -> CachedCatalog {
+        let (Some(store), Some(name)) = (self.catalogs.as_ref(), self.catalog_name.as_ref()) else {
+            return (None, (self.provider)(None));
+        };
+        let rv = store
+            .state()
+            .into_iter()
+            .find(|c| c.namespace().as_deref() == Some(ns) && &c.name_any() == name)
+            .and_then(|c| c.metadata.resource_version.clone())
+            .unwrap_or_default();
+        if let Ok(cache) = self.catalog_cache.lock()
+            && let Some((cached_rv, cached)) = cache.get(ns)
+            && *cached_rv == rv
+        {
+            return cached.clone();
+        }
+        let catalog = crate::cache::catalog(store, name, ns)
+            .ok()
+            .flatten()
+            .map(Arc::new);
+        let provider = (self.provider)(catalog.as_deref());
+        if let Ok(mut cache) = self.catalog_cache.lock() {
+            cache.insert(ns.to_string(), (rv, (catalog.clone(), provider.clone())));
+        }
+        (catalog, provider)
     }
 }
 
@@ -182,13 +215,13 @@ pub fn review(
     };
     let started = Instant::now();
     let ns = req.namespace.clone().unwrap_or_default();
-    let objects = state.objects(&ns);
-    let catalog = state.catalog(&ns);
-    let names = catalog.as_ref().map(Catalog::names);
-    let provider = (state.provider)(catalog.as_ref());
+    let (catalog, provider) = state.catalog(&ns);
+    let names = catalog.as_deref().map(Catalog::names);
     let clock = MonotonicClock::default();
+    let load = || state.objects(&ns);
     let env = Env {
-        objects: &objects,
+        load_objects: &load,
+        objects: std::cell::OnceCell::new(),
         catalog: names.as_ref(),
         provider: provider.as_ref(),
         clock: &clock,
