@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod permissions;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +47,8 @@ pub enum Error {
     Client(#[from] kube::Error),
     #[error("leader election: {0}")]
     Lease(String),
+    #[error("{0}")]
+    Permissions(String),
 }
 
 impl Error {
@@ -64,6 +67,7 @@ impl Error {
             Error::CrdsMissing(_) => "crds_missing",
             Error::Client(_) => "client",
             Error::Lease(_) => "lease",
+            Error::Permissions(_) => "permissions",
         }
     }
 }
@@ -165,8 +169,19 @@ pub async fn run(
     opts: RunOptions,
     provider: Option<crate::webhook::ProviderFactory>,
 ) -> Result<(), Error> {
+    // Startup guard: every rule we will use, checked now and named if missing.
+    let (missing, user) = permissions::missing(&client, &permissions::required(&opts)).await;
+    if !missing.is_empty() {
+        return Err(Error::Permissions(permissions::describe(
+            &missing,
+            user.as_deref(),
+        )));
+    }
     // Startup guard: a missing CRD gives one clear error instead of a crash loop of watch errors.
-    let probe: Api<Policy> = Api::all(client.clone());
+    let probe: Api<Policy> = match &opts.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     probe
         .list(&kube::api::ListParams::default().limit(1))
         .await

@@ -110,7 +110,7 @@ async fn schema_rejects_unknown_and_invalid_values() {
 }
 
 /// A kubeconfig for a ServiceAccount token, against the test control plane.
-fn token_kubeconfig(dir: &std::path::Path, token: &str) -> PathBuf {
+pub fn token_kubeconfig(dir: &std::path::Path, token: &str) -> PathBuf {
     let admin = std::fs::read_to_string(crate::common::kubeconfig_path()).unwrap();
     let v: serde_json::Value = serde_saphyr::from_str(&admin).unwrap();
     let cluster = &v["clusters"][0]["cluster"];

@@ -19,6 +19,8 @@ mod common;
 mod controller;
 mod gitops;
 mod readme;
+// mod reliability;
+mod security;
 mod smoke;
 mod verbs;
 mod webhook;
