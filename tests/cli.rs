@@ -549,3 +549,30 @@ fn every_command_help_lists_its_flags() {
         assert!(top.contains(cmd), "--help does not list {cmd}");
     }
 }
+
+/// A repository in one file far beyond the YAML parser's default budget (1,024 documents):
+/// found by the crash-safety test, which renders ~1,000-object repositories.
+#[test]
+fn one_file_with_thousands_of_documents_is_read() {
+    let dir = std::env::temp_dir().join(format!("many-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut y = String::new();
+    for i in 0..3000 {
+        y.push_str(&format!(
+            "apiVersion: guardrails.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p{i}, namespace: ns}}\nspec: {{}}\n---\napiVersion: guardrails.dev/v1alpha1\nkind: PolicyVersion\nmetadata: {{name: p{i}-v1, namespace: ns}}\nspec: {{policy: p{i}, version: 1, stage: Production, guardrails: {{add: [g{i}]}}}}\n---\n"
+        ));
+    }
+    let file = dir.join("repo.yaml");
+    std::fs::write(&file, y).unwrap();
+    let o = run(&[
+        "render",
+        "-f",
+        file.to_str().unwrap(),
+        "--key",
+        "resolved.json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["policies"].as_object().map(|m| m.len()), Some(3000));
+    let _ = std::fs::remove_dir_all(dir);
+}

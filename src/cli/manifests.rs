@@ -154,13 +154,24 @@ pub fn read(paths: &[String], recursive: bool) -> Result<Manifests, ReadError> {
 
 /// Parse one file's text.
 pub fn parse_into(text: &str, file: &str, m: &mut Manifests) -> Result<(), ReadError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ReadError::Yaml {
-        origin: Origin {
-            file: file.to_string(),
-            document: 1,
+    // serde-saphyr's default budget (1,024 documents, 250,000 nodes) is for config files; a
+    // policy repository or `kubectl get -o yaml` of 10,000 objects is far larger. Alias, anchor
+    // and depth limits (the billion-laughs guards) stay at their defaults.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 100_000_000,
         },
-        message: e.to_string(),
-    })?;
+    };
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| ReadError::Yaml {
+            origin: Origin {
+                file: file.to_string(),
+                document: 1,
+            },
+            message: e.to_string(),
+        })?;
     let mut index = 0;
     for doc in docs {
         if doc.is_null() {

@@ -14,6 +14,8 @@
 
 #![allow(dead_code)] // not every test binary uses every helper
 
+pub mod operator;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,146 @@
+//! The operator as a local process, and manifest helpers for the tests that drive it.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{eventually, kubeconfig_path, kubectl, repo_root};
+
+const T: Duration = Duration::from_secs(60);
+
+/// The operator as a local process, killed when dropped.
+pub struct Operator {
+    child: tokio::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// GET a path on 127.0.0.1:port; returns (status, body).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+impl Operator {
+    pub async fn start(ns: &str, extra: &[&str]) -> Operator {
+        Self::start_with_kubeconfig(ns, extra, &kubeconfig_path()).await
+    }
+
+    /// Start with another identity (e.g. a ServiceAccount token).
+    pub async fn start_with_kubeconfig(
+        ns: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+    ) -> Operator {
+        let port = free_port();
+        let log = repo_root()
+            .join("target")
+            .join(format!("operator-{ns}-{port}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"));
+        cmd.args([
+            "run",
+            "--namespace",
+            ns,
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--debounce-ms",
+            "50",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info,guardrail_operator=debug")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .kill_on_drop(true);
+        let child = cmd.spawn().expect("start guardrail-operator run");
+        let op = Operator { child, port, log };
+        eventually("the operator's /readyz", T, || async {
+            match http_get(port, "/readyz").await {
+                Some((200, _)) => Ok(()),
+                other => Err(format!(
+                    "{other:?}; log:\n{}",
+                    std::fs::read_to_string(&op.log).unwrap_or_default()
+                )),
+            }
+        })
+        .await;
+        op
+    }
+
+    /// Stop with SIGTERM and wait (graceful shutdown).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// SIGKILL (no shutdown of any kind) and wait until the process is gone.
+    pub async fn kill_and_wait(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// `kubectl apply -f` of YAML text.
+pub async fn apply(yaml: &str) {
+    let path = std::env::temp_dir().join(format!(
+        "apply-{}-{}.yaml",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::write(&path, yaml).expect("write manifest");
+    kubectl(&["apply", "-f", path.to_str().expect("utf8")]).await;
+    let _ = std::fs::remove_file(path);
+}
+
+pub fn policy(ns: &str, name: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n---\n"
+    )
+}
+
+pub fn version(ns: &str, policy: &str, v: i64, stage: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyVersion\nmetadata: {{name: {policy}-v{v}, namespace: {ns}}}\nspec:\n  policy: {policy}\n  version: {v}\n  stage: {stage}\n{extra}---\n"
+    )
+}
+
+pub fn attachment(ns: &str, name: &str, policy: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  policy: {policy}\n{extra}---\n"
+    )
+}
