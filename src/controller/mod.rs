@@ -6,6 +6,7 @@
 //! its namespace; a worker reconciles queued namespaces (debounced, with backoff on errors), but
 //! only while this replica holds the leader lease. Every decision comes from `crate::engine`.
 
+pub mod backoff;
 pub mod http;
 pub mod metrics;
 pub mod permissions;
@@ -52,6 +53,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Worth retrying soon: the API server was unreachable, overloaded or raced us (5xx, 429,
+    /// 409, connection errors), as opposed to a refusal that only a change can fix.
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            Error::Write { source, .. } | Error::Client(source) => source,
+            _ => return false,
+        };
+        match source {
+            kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
+            _ => true,
+        }
+    }
+
     /// Static label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -216,18 +230,20 @@ pub async fn run(
     let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
     let (catalog_store, catalog_writer) = reflector::store::<ConfigMap>();
 
-    let cfg = watcher::Config::default();
+    // Watches are re-established at least every minute: a connection that silently stops
+    // delivering (a network black hole, not a reset) is noticed within ~65 s, not kube's 295 s.
+    let cfg = watcher::Config::default().timeout(60);
     let pol = namespaces_of(
         reflector::reflector(pol_writer, watcher(pol_api, cfg.clone()).modify(slim))
-            .default_backoff(),
+            .backoff(backoff::watch()),
     );
     let ver = namespaces_of(
         reflector::reflector(ver_writer, watcher(ver_api, cfg.clone()).modify(slim))
-            .default_backoff(),
+            .backoff(backoff::watch()),
     );
     let att = namespaces_of(
         reflector::reflector(att_writer, watcher(att_api, cfg.clone()).modify(slim))
-            .default_backoff(),
+            .backoff(backoff::watch()),
     );
     let owned = namespaces_of(
         reflector::reflector(
@@ -239,7 +255,7 @@ pub async fn run(
             )
             .modify(slim),
         )
-        .default_backoff(),
+        .backoff(backoff::watch()),
     );
     let mut streams: Vec<std::pin::Pin<Box<dyn Stream<Item = Vec<String>> + Send>>> =
         vec![Box::pin(pol), Box::pin(ver), Box::pin(att), Box::pin(owned)];
@@ -249,7 +265,7 @@ pub async fn run(
                 catalog_writer,
                 watcher(cm_api, cfg.clone().fields(&format!("metadata.name={name}"))).modify(slim),
             )
-            .default_backoff(),
+            .backoff(backoff::watch()),
         );
         streams.push(Box::pin(catalog));
     }
@@ -263,7 +279,7 @@ pub async fn run(
                 deployments,
                 cfg.clone().fields(&format!("metadata.name={name}")),
             )
-            .default_backoff(),
+            .backoff(backoff::watch()),
         );
         streams.push(Box::pin(rollouts));
     }
@@ -392,7 +408,10 @@ pub async fn run(
             for ns in namespaces {
                 let wait = debounce.max(q.cost.get(&ns).copied().unwrap_or_default());
                 let due = Instant::now() + wait;
-                q.due.entry(ns).or_insert(due);
+                // New information ends an error backoff early (a fix, or the API server being
+                // back: its relist arrives as events); a pending debounce is kept.
+                let slot = q.due.entry(ns).or_insert(due);
+                *slot = (*slot).min(due);
             }
             drop(q);
             w.notify_one();
@@ -460,9 +479,15 @@ pub async fn run(
                                     .inc();
                                 let n = q.failures.entry(ns.clone()).or_insert(0);
                                 *n += 1;
+                                // Transient errors retry within 4 s; refusals back off to 5 min.
+                                let cap = if e.is_transient() {
+                                    Duration::from_secs(4)
+                                } else {
+                                    Duration::from_secs(300)
+                                };
                                 let delay =
                                     Duration::from_millis(250u64.saturating_mul(1 << (*n).min(10)))
-                                        .min(Duration::from_secs(300));
+                                        .min(cap);
                                 error!(namespace = %ns, error = %e, retry_in = ?delay, "reconcile failed");
                                 q.due.insert(ns, Instant::now() + delay);
                             }

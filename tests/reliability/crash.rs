@@ -275,9 +275,6 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let _calm_op = Operator::start(&b, &[]).await;
-    let mut op = Operator::start(&a, &[]).await;
-
     let mut repo = Repo::generate(&mut rng, objects);
     let total_objects = repo.object_count();
     let mut renders: Vec<Data> = Vec::new();
@@ -295,11 +292,10 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
         };
         let want = render(&dir, &repo, &a);
         renders.push(want.clone());
-        // The same change to both namespaces; the kill lands while the disturbed one works.
         let delay = Duration::from_millis(if round == 0 {
-            rng.random_range(0..4000)
+            rng.random_range(0..3000)
         } else {
-            rng.random_range(0..700)
+            rng.random_range(0..500)
         });
         match &change {
             None => {
@@ -318,12 +314,17 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
                 );
             }
         }
+        // Changes land while both operators are down (kubectl apply is not atomic, and a
+        // half-applied change is a state of its own); then the calm one runs undisturbed and
+        // the other is killed at a random point of its work and restarted.
+        let calm_op = Operator::start(&b, &[]).await;
+        let mut op = Operator::start(&a, &[]).await;
         tokio::time::sleep(delay).await;
         op.kill_and_wait().await;
         if converged(&client, &a, &want).await.is_err() {
             interrupted += 1;
         }
-        op = Operator::start(&a, &[]).await;
+        let op = Operator::start(&a, &[]).await;
 
         // Both converge, to the same decisions.
         eventually(
@@ -345,9 +346,10 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
             },
         )
         .await;
+        op.stop().await;
+        calm_op.stop().await;
     }
     let elapsed = started.elapsed();
-    op.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     watch.abort();
 

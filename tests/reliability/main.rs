@@ -14,4 +14,5 @@
 #[path = "../integration/common/mod.rs"]
 mod common;
 mod crash;
+mod outage;
 mod repo;

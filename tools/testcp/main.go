@@ -314,7 +314,11 @@ func (s *server) run() int {
 	}
 
 	s.say("%s", versionLine())
-	if err := writePKI(s.pki); err != nil {
+	// A restart on the same --dir (with --keep-dir) reuses the PKI, so clients keep working
+	// across an API-server restart; etcd reuses its data directory by itself.
+	if _, err := os.Stat(s.pki.WebhookKey); err == nil {
+		s.say("reusing the PKI in %s (restart)", s.pki.Dir)
+	} else if err := writePKI(s.pki); err != nil {
 		s.say("PKI: %v", err)
 		return 1
 	}
