@@ -15,4 +15,5 @@
 mod common;
 mod crash;
 mod outage;
+mod replicas;
 mod repo;
