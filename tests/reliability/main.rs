@@ -17,3 +17,4 @@ mod crash;
 mod outage;
 mod replicas;
 mod repo;
+mod webhook_down;

@@ -35,7 +35,13 @@ async fn is_leader(op: &Operator) -> bool {
 }
 
 fn v_yaml(ns: &str, p: &str, v: i64, stage: &str) -> String {
-    version(ns, p, v, stage, &format!("  guardrails: {{add: [{p}-g{v}]}}\n"))
+    version(
+        ns,
+        p,
+        v,
+        stage,
+        &format!("  guardrails: {{add: [{p}-g{v}]}}\n"),
+    )
 }
 
 #[tokio::test]
@@ -187,7 +193,11 @@ async fn two_replicas_and_a_busy_user_lose_nothing_and_do_not_flap() {
                 return Err(format!("{p}: want production {want}, status {s:?}"));
             }
         }
-        for v in versions.list(&Default::default()).await.map_err(|e| e.to_string())? {
+        for v in versions
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+        {
             let s = v.status.as_ref().and_then(|s| s.observed_generation);
             if s != v.metadata.generation {
                 return Err(format!("{:?} not observed", v.metadata.name));
