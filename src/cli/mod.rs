@@ -243,6 +243,10 @@ pub struct RunArgs {
     /// Validity of operator-managed serving certificates, in days (renewed with a third left).
     #[arg(long, default_value_t = 365)]
     pub webhook_cert_days: i64,
+    /// Seconds between checks of an operator-managed certificate (renewal, or a newer one in
+    /// the Secret written by another replica).
+    #[arg(long, default_value_t = 60)]
+    pub webhook_cert_check_seconds: u64,
     /// Milliseconds a version's tests may take in one admission review.
     #[arg(long, default_value_t = 2000)]
     pub admission_budget_ms: u64,

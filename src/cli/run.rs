@@ -53,6 +53,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
             Some(addr) => Some(WebhookOptions {
                 addr,
                 budget_seconds: args.admission_budget_ms as f64 / 1000.0,
+                cert_check: Duration::from_secs(args.webhook_cert_check_seconds.max(1)),
                 certs: match (&args.webhook_cert_dir, &args.webhook_secret) {
                     (Some(dir), _) => CertSource::Dir(dir.into()),
                     (None, Some(secret)) => CertSource::Managed {

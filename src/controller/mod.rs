@@ -128,6 +128,9 @@ pub struct WebhookOptions {
     pub certs: CertSource,
     /// Seconds the tests of one review may take.
     pub budget_seconds: f64,
+    /// How often an operator-managed certificate is checked (renewal, or a newer one in the
+    /// Secret from another replica).
+    pub cert_check: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -544,7 +547,7 @@ async fn webhook_main(
         match &source {
             CertSource::Dir(dir) => {
                 let (cert, key) = certs::read_dir_pem(dir).map_err(|e| e.to_string())?;
-                server_config(&cert, &key).map(|c| (c, false))
+                server_config(&cert, &key).map(|c| (c, String::from_utf8_lossy(&cert).into_owned()))
             }
             CertSource::Managed {
                 secret_namespace,
@@ -563,13 +566,19 @@ async fn webhook_main(
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                server_config(pem.cert.as_bytes(), pem.key.as_bytes()).map(|c| (c, renewed))
+                let _ = renewed;
+                server_config(pem.cert.as_bytes(), pem.key.as_bytes()).map(|c| (c, pem.cert))
             }
         }
     };
-    let tls = loop {
+    let (tls, mut served) = loop {
         match load(client.clone(), w.certs.clone()).await {
-            Ok((cfg, _)) => break axum_server::tls_rustls::RustlsConfig::from_config(cfg),
+            Ok((cfg, cert)) => {
+                break (
+                    axum_server::tls_rustls::RustlsConfig::from_config(cfg),
+                    cert,
+                );
+            }
             Err(e) => {
                 error!(error = %e, "webhook certificate unavailable; retrying in 5s");
                 tokio::select! {
@@ -579,14 +588,16 @@ async fn webhook_main(
             }
         }
     };
-    // Keep the certificate current: re-read files on change, renew managed certificates.
+    // Keep the certificate current: re-read files on change; for managed certificates renew
+    // when due and serve whatever the Secret holds (another replica may have renewed it).
     let reload_tls = tls.clone();
     let source = w.certs.clone();
     let mut reload_stop = stop.clone();
+    let check_every = w.cert_check;
     tokio::spawn(async move {
         let period = match &source {
             CertSource::Dir(_) => Duration::from_secs(10),
-            CertSource::Managed { .. } => Duration::from_secs(3600),
+            CertSource::Managed { .. } => check_every,
         };
         let mut stamp = match &source {
             CertSource::Dir(d) => crate::webhook::certs::dir_stamp(d),
@@ -610,9 +621,10 @@ async fn webhook_main(
                 continue;
             }
             match load(client.clone(), source.clone()).await {
-                Ok((cfg, renewed)) => {
-                    if renewed || matches!(source, CertSource::Dir(_)) {
+                Ok((cfg, cert)) => {
+                    if cert != served {
                         reload_tls.reload_from_config(cfg);
+                        served = cert;
                         info!("webhook certificate reloaded");
                     }
                 }

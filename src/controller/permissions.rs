@@ -272,6 +272,7 @@ mod tests {
         o.webhook = Some(WebhookOptions {
             addr: ([127, 0, 0, 1], 0).into(),
             budget_seconds: 1.0,
+            cert_check: Duration::from_secs(60),
             certs: CertSource::Managed {
                 secret_namespace: "ops".into(),
                 secret_name: "tls".into(),

@@ -117,6 +117,19 @@ pub fn generate(
     ))
 }
 
+/// The first PEM block of a bundle, with its trailing newline.
+pub fn first_pem_block(bundle: &str) -> Option<&str> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = bundle.find("-----BEGIN CERTIFICATE-----")?;
+    let end = bundle[start..].find(END)? + start + END.len();
+    let end = if bundle[end..].starts_with('\n') {
+        end + 1
+    } else {
+        end
+    };
+    Some(&bundle[start..end])
+}
+
 fn sans_label(dns: &[String], ips: &[IpAddr]) -> String {
     let mut all: Vec<String> = dns.to_vec();
     all.extend(ips.iter().map(|i| i.to_string()));
@@ -164,7 +177,18 @@ pub async fn ensure_secret(
             return Ok((Pem { cert, key, ca }, false));
         }
     }
-    let (pem, not_after) = generate(dns, ips, days, now)?;
+    let (mut pem, not_after) = generate(dns, ips, days, now)?;
+    // Rotation without a gap: the new CA goes first in `ca.crt` (and so in the caBundle) and
+    // the previous CA stays trusted beside it, so replicas still serving a certificate from
+    // the previous CA keep answering until they reload.
+    if let Some(previous) = existing
+        .as_ref()
+        .and_then(|s| get_str(s, "ca.crt"))
+        .and_then(|b| first_pem_block(&b).map(str::to_string))
+        && previous != pem.ca
+    {
+        pem.ca = format!("{}{previous}", pem.ca);
+    }
     let mut data = BTreeMap::new();
     data.insert(
         "tls.crt".to_string(),
@@ -288,6 +312,15 @@ pub fn dir_stamp(dir: &std::path::Path) -> Option<std::time::SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_pem_block_of_a_bundle() {
+        let a = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        let b = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(first_pem_block(&format!("{a}{b}")), Some(a));
+        assert_eq!(first_pem_block(b.trim_end()), Some(b.trim_end()));
+        assert_eq!(first_pem_block("junk"), None);
+    }
 
     #[test]
     fn generates_a_ca_and_a_leaf_for_the_names() {
