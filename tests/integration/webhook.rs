@@ -525,3 +525,146 @@ async fn content_filter_guardrails_from_the_catalog_run_for_real() {
     assert!(r.passed);
     assert_eq!(r.blocked_by.as_deref(), Some("pii-blocker"));
 }
+
+/// The hostile-input table through the real API server and webhook (`kubectl apply`): schema,
+/// semantics, lifecycle, huge lists, deep inheritance, pathological regexes, unicode — each
+/// refused with a message naming the field, or accepted where it is merely unusual.
+#[tokio::test]
+async fn hostile_manifests_through_kubectl_apply_each_with_a_clear_message() {
+    let ns = TestNamespace::new("hostile-live").await;
+    let n = ns.name.as_str();
+    let (_op, _reg, _port) = start(&ns).await;
+    apply_ok(
+        &(policy(n, "p") + &version(n, "p", 1, "Published", "  guardrails: {add: [a]}\n")),
+        false,
+    )
+    .await;
+    let many: Vec<String> = (0..300).map(|i| format!("g{i}")).collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "string version (schema)",
+            version(n, "p", 2, "Draft", "").replace("version: 2", "version: two"),
+            "spec.version: Invalid value: \"string\"",
+        ),
+        (
+            "unknown stage (schema)",
+            version(n, "p", 2, "Live", ""),
+            "spec.stage: Unsupported value: \"Live\"",
+        ),
+        (
+            "300 guardrails (schema)",
+            version(
+                n,
+                "p",
+                2,
+                "Draft",
+                &format!("  guardrails: {{add: [{}]}}\n", many.join(", ")),
+            ),
+            "spec.guardrails.add: Too many: 300: must have at most 256 items",
+        ),
+        (
+            "unknown field (strict validation)",
+            version(
+                n,
+                "p",
+                2,
+                "Draft",
+                "  guardrails: {add: [a]}\n  retries: 3\n",
+            ),
+            "unknown field \"spec.retries\"",
+        ),
+        (
+            "uppercase policy reference (schema)",
+            version(n, "p", 2, "Draft", "").replace("policy: p\n", "policy: Pii\n"),
+            "spec.policy: Invalid value: \"Pii\"",
+        ),
+        (
+            "lookahead regex (webhook)",
+            version(n, "p", 2, "Draft", "  condition: {model: 'gpt(?=-4)'}\n"),
+            "spec.condition.model: condition.model pattern 'gpt(?=-4)' uses a (?...) group",
+        ),
+        (
+            "catastrophic regex on a long model name is fine, a backreference is not (webhook)",
+            version(n, "p", 2, "Draft", "  condition: {model: '(a+)+\\1'}\n"),
+            "uses backreferences",
+        ),
+        (
+            "step outside the add list (webhook, LiteLLM's message)",
+            version(
+                n,
+                "p",
+                2,
+                "Draft",
+                "  guardrails: {add: [a]}\n  pipeline:\n    steps: [{guardrail: b}]\n",
+            ),
+            "Pipeline step 0 guardrail 'b' is not in the policy's guardrails.add list",
+        ),
+        (
+            "published content edited (lifecycle)",
+            version(n, "p", 1, "Published", "  guardrails: {add: [z]}\n"),
+            "Only draft versions can be updated. Create a new version to change published/production.",
+        ),
+        (
+            "back to Draft (lifecycle)",
+            version(n, "p", 1, "Draft", "  guardrails: {add: [a]}\n"),
+            "spec.stage cannot go back to Draft",
+        ),
+        (
+            "version number reused (webhook)",
+            version(n, "p", 1, "Draft", "").replace("name: p-v1,", "name: p-v1-copy,"),
+            "version numbers are unique per policy: use spec.version 2",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, manifest, needle) in &cases {
+        let path = std::env::temp_dir().join(format!("hostile-{}.yaml", rand::random::<u32>()));
+        std::fs::write(&path, manifest).unwrap();
+        let out = kubectl_output(&["apply", "-f", path.to_str().unwrap()]).await;
+        if out.success || !out.stderr.contains(needle) {
+            failures.push(format!(
+                "{what}: success={}, expected {needle:?} in:\n{}{}",
+                out.success, out.stdout, out.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // Unusual but valid: unicode text, and a long model name against a nested quantifier
+    // (linear-time regexes: it answers at once).
+    apply_ok(
+        &version(
+            n,
+            "p",
+            2,
+            "Draft",
+            "  description: \"Garde-fous für 日本語 🛡️ — ünïcödé\"\n  guardrails: {add: [a]}\n  condition: {model: '(a+)+b'}\n",
+        ),
+        false,
+    )
+    .await;
+    // 60 policies each inheriting the previous: accepted (the depth is fine), resolved by the
+    // controller.
+    let mut chain = String::new();
+    for i in 0..60 {
+        chain.push_str(&policy(n, &format!("c{i}")));
+        let inherit = if i > 0 {
+            format!("  inherit: c{}\n", i - 1)
+        } else {
+            String::new()
+        };
+        chain.push_str(&version(
+            n,
+            &format!("c{i}"),
+            1,
+            "Production",
+            &format!("{inherit}  guardrails: {{add: [g{i}]}}\n"),
+        ));
+    }
+    apply_ok(&chain, false).await;
+    let policies: Api<guardrail_operator::api::Policy> = ns.api();
+    await_condition(&policies, "c59", "resolved through 60 levels", T, |p| {
+        p.and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.resolved_guardrails.len() == 60)
+    })
+    .await;
+}
