@@ -214,3 +214,60 @@ fn an_oversized_bundle_is_refused_not_truncated() {
         "{out}"
     );
 }
+
+/// Found with the `condition_regex` fuzz target (4,000 nested groups: an AddressSanitizer
+/// stack overflow): a condition pattern of 100,000 nested groups overflowed the parser's stack
+/// and aborted the process (`validate` died with SIGABRT; the webhook and controller would
+/// too). Deep nesting is now an unsupported construct.
+#[test]
+fn deeply_nested_condition_pattern_is_refused_not_a_crash() {
+    let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+    let m = version(
+        "p-v1",
+        "p",
+        1,
+        &format!("  condition: {{model: \"{deep}\"}}\n  guardrails: {{add: [g]}}\n"),
+    );
+    let start = Instant::now();
+    let (code, out) = run_on(&["validate"], &m);
+    assert_eq!(code, Some(1), "{}", &out[out.len().saturating_sub(300)..]);
+    assert!(
+        out.contains("uses groups nested more than 248 deep, which the operator cannot evaluate"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
+}
+
+/// The same stack overflow in the content filter's Python-regex parser, from a catalog's
+/// `pattern_type: regex` rule (found next to the fuzz finding above).
+#[test]
+fn deeply_nested_content_filter_regex_is_refused_not_a_crash() {
+    let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+    let dir = std::env::temp_dir().join(format!(
+        "hostile-cat-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        format!(
+            "guardrails:\n  - guardrail_name: cf\n    litellm_params:\n      guardrail: litellm_content_filter\n      mode: pre_call\n      patterns:\n        - {{pattern_type: regex, name: deep, action: BLOCK, pattern: \"{deep}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let m = "apiVersion: guardrails.dev/v1alpha1\nkind: Policy\nmetadata: {name: p, namespace: ns}\nspec: {}\n---\n".to_string()
+        + &version(
+            "p-v1",
+            "p",
+            1,
+            "  guardrails: {add: [cf]}\n  tests:\n    - name: t\n      messages: [{role: user, content: hi}]\n      expect: {action: allow}\n",
+        );
+    let (code, out) = run_on(&["test", "--catalog", catalog.to_str().unwrap()], &m);
+    let _ = std::fs::remove_dir_all(&dir);
+    let tail = &out[out.len().saturating_sub(400)..];
+    assert!(code.is_some(), "killed by a signal: {tail}");
+    assert!(out.contains("groups nested more than 100 deep"), "{tail}");
+}

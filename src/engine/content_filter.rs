@@ -2837,12 +2837,21 @@ fn parse_pattern(pattern: &str, flags: u8) -> Result<(Vec<Item>, u8), ReError> {
     Ok((items, st.flags))
 }
 
+/// Deepest group nesting parsed. Parsing and compiling recurse once per level, so without a
+/// bound a long run of `(` in a catalog pattern overflows the stack and aborts the process
+/// (webhook, controller, CLI). Python stops near 500 levels with a RecursionError.
+const MAX_GROUP_NESTING: usize = 100;
+
 /// `_parse_sub`: an alternation.
 fn parse_sub(
     src: &mut Tokenizer,
     st: &mut ParseState,
     nested: usize,
 ) -> Result<Vec<Item>, ReError> {
+    // Each group level adds 2 (`_parse_sub` and `_parse`).
+    if nested > 2 * MAX_GROUP_NESTING {
+        return unsupported("groups nested more than 100 deep");
+    }
     let mut branches = Vec::new();
     loop {
         let first = nested == 0 && branches.is_empty();
@@ -5087,6 +5096,34 @@ mod tests {
         assert_eq!(re("x*", false).sub("axb", "-"), "-a--b-");
         assert!(re(r"\b[0-9]{9}\b", true).fullmatch("123456789"));
         assert!(!re(r"\b[0-9]{9}\b", true).fullmatch("1234567890"));
+    }
+
+    #[test]
+    fn deep_group_nesting_is_unsupported_not_a_stack_overflow() {
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        // 100 levels parse, compile and match on a tokio worker's stack (2 MiB), even in a
+        // debug build (about 1 MiB there).
+        let ok = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let r = PyRegex::new(&deep(100), false).map_err(|e| format!("{e:?}"))?;
+                let nc = format!("{}a|b{}", "(?:".repeat(100), ")".repeat(100));
+                let nc = PyRegex::new(&nc, false).map_err(|e| format!("{e:?}"))?;
+                Ok::<bool, String>(r.fullmatch("a") && nc.fullmatch("b") && !nc.fullmatch("c"))
+            })
+            .map(|t| t.join());
+        assert!(matches!(ok, Ok(Ok(Ok(true)))), "{ok:?}");
+        for p in [
+            deep(101),
+            deep(100_000),
+            "(".repeat(100_000),
+            "(?:".repeat(50_000),
+        ] {
+            match PyRegex::new(&p, true) {
+                Err(ReError::Unsupported(why)) => assert!(why.contains("nested"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,12 @@ use std::fmt::Write as _;
 const MAX_REPEAT: u32 = 1000;
 /// Compiled-size limit for one condition regex.
 const SIZE_LIMIT: usize = 1 << 20;
+/// Deepest group nesting parsed. The parser recurses once per group, so without a bound a
+/// long run of `(` overflows the stack and aborts the process (webhook, controller, CLI).
+/// One level more and the translation (inside `\A(?:…)\z`) exceeds the regex crate's nesting
+/// limit of 250, so every pattern this rejects was unsupported before too (as "too large");
+/// Python itself stops near 500 levels with a RecursionError.
+const MAX_NESTING: usize = 248;
 
 /// A model-condition pattern, compiled once.
 #[derive(Clone, Debug)]
@@ -274,6 +280,9 @@ impl Parser<'_> {
                             "a (?...) group other than (?:...) (named groups, lookaround, inline flags, comments)",
                         );
                     }
+                }
+                if self.depth >= MAX_NESTING {
+                    return unsupported("groups nested more than 248 deep");
                 }
                 self.depth += 1;
                 let inner = self.alternation()?;
@@ -554,6 +563,24 @@ mod tests {
         assert!(m(r"\s", "\u{1c}"));
         assert!(!m(r"\S", "\u{1c}"));
         assert!(m(r"[[]", "["));
+    }
+
+    #[test]
+    fn deep_nesting_is_unsupported_not_a_stack_overflow() {
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        assert!(m(&deep(MAX_NESTING), "a"));
+        assert_eq!(kind(&deep(MAX_NESTING + 1)), "unsupported");
+        // The same kind as before the bound: the regex crate refuses the translation.
+        let n = MAX_NESTING + 1;
+        let translated = format!(r"\A(?:{}a{})\z", "(?:".repeat(n), ")".repeat(n));
+        assert!(regex::Regex::new(&translated).is_err());
+        for p in [deep(100_000), "(".repeat(100_000), "(?:".repeat(50_000)] {
+            let ModelPattern { kind, .. } = ModelPattern::new(&p);
+            assert!(
+                matches!(&kind, PatternKind::Unsupported(why) if why.contains("nested")),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

@@ -279,20 +279,29 @@ pub fn review(
     resp.into_review()
 }
 
+/// Decode a request body and decide it: exactly what a route answers for `kind` ("Policy",
+/// "PolicyVersion" or "PolicyAttachment"), without HTTP. A body that is not an AdmissionReview
+/// is answered as invalid. Also the entry point of the `admission_review` fuzz target.
+pub fn review_body(
+    state: &WebhookState,
+    kind: &'static str,
+    body: &[u8],
+) -> AdmissionReview<DynamicObject> {
+    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+        Ok(r) => review(state, r, Some(kind)),
+        Err(e) => {
+            warn!(error = %e, "malformed AdmissionReview");
+            AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}")).into_review()
+        }
+    }
+}
+
 async fn handle(
     State(state): State<Arc<WebhookState>>,
     kind: &'static str,
     body: axum::body::Bytes,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) {
-        Ok(r) => Json(review(&state, r, Some(kind))),
-        Err(e) => {
-            warn!(error = %e, "malformed AdmissionReview");
-            Json(
-                AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}")).into_review(),
-            )
-        }
-    }
+    Json(review_body(&state, kind, &body))
 }
 
 /// The webhook routes.
