@@ -277,6 +277,35 @@ fn spec_schema<T: kube::CustomResourceExt>()
     root.properties.as_ref()?.get("spec").cloned()
 }
 
+/// `spec_schema` per kind, built once: generating the CRD is most of the cost of reading a
+/// manifest, and a repository has thousands of objects of three kinds.
+fn cached_spec_schema<T: kube::CustomResourceExt>(
+    kind: &'static str,
+) -> Option<
+    std::sync::Arc<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+    >,
+> {
+    type Cache = std::sync::Mutex<
+        std::collections::BTreeMap<
+            &'static str,
+            Option<
+                std::sync::Arc<
+                    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+                >,
+            >,
+        >,
+    >;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(kind)
+        .or_insert_with(|| spec_schema::<T>().map(std::sync::Arc::new))
+        .clone()
+}
+
 fn load<T>(
     doc: &Value,
     origin: Origin,
@@ -288,7 +317,7 @@ fn load<T>(
 where
     T: kube::CustomResourceExt + serde::de::DeserializeOwned,
 {
-    match (doc.get("spec"), spec_schema::<T>()) {
+    match (doc.get("spec"), cached_spec_schema::<T>(kind)) {
         (Some(spec), Some(schema)) => errors.extend(schema::check(spec, &schema, "spec")),
         (None, _) => errors.push(SchemaError {
             path: "spec".into(),
