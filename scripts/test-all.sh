@@ -27,6 +27,9 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "compile every test target"
 cargo test --all-features --no-run
 
+step "bounded fuzzing: cargo fuzz, ${FUZZ_SECONDS:-20} s per target (long run: scripts/fuzz.sh 3600)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
 step "differential conformance against litellm 1.110.2"
 scripts/conformance.sh 1 "${CONFORMANCE_COUNT:-5000}"
 export CONTENT_FILTER_CASES="$PWD/target/content-filter/cases-1-1000.json"; scripts/content-filter-conformance.sh
