@@ -43,7 +43,7 @@ step "unit, CLI, property and control-plane tests"
 export CONFORMANCE_CASES="$PWD/target/conformance/cases-1-${CONFORMANCE_COUNT:-5000}.json"
 log=$(mktemp)
 set +e
-cargo test --all-features 2>&1 | tee "$log"
+cargo test --all-features --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1)} END {print s + 0}' "$log")

@@ -5101,7 +5101,7 @@ mod tests {
     #[test]
     fn deep_group_nesting_is_unsupported_not_a_stack_overflow() {
         let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
-        // 100 levels parse, compile and match on a tokio worker's stack (2 MiB), even in a
+        // 100 levels parse, compile and match on an async worker thread's stack (2 MiB), even in a
         // debug build (about 1 MiB there).
         let ok = std::thread::Builder::new()
             .stack_size(2 << 20)
