@@ -271,3 +271,25 @@ fn deeply_nested_content_filter_regex_is_refused_not_a_crash() {
     assert!(code.is_some(), "killed by a signal: {tail}");
     assert!(out.contains("groups nested more than 100 deep"), "{tail}");
 }
+
+/// A 200,000-character pattern gets a short message, not a 200 KB one.
+#[test]
+fn a_huge_rejected_pattern_is_quoted_short() {
+    let pattern = format!("{}(?=x)", "a".repeat(200_000));
+    let (code, out) = run_on(
+        &["validate"],
+        &version(
+            "p-v1",
+            "p",
+            1,
+            &format!("  condition: {{model: '{pattern}'}}\n"),
+        ),
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        out.contains("(200005 characters)"),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+    assert!(out.len() < 5_000, "message of {} bytes", out.len());
+}

@@ -229,10 +229,10 @@ pub fn structural_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
                     ErrorType::InvalidCondition,
                     format!(
                         "condition.model pattern '{}' uses {why}, which the operator cannot evaluate exactly like Python's re; rewrite it with literals, '.', classes, groups (...) or (?:...), alternation and quantifiers, or list the model names",
-                        p.raw()
+                        elide(p.raw())
                     ),
                     "condition.model",
-                    Some(p.raw()),
+                    Some(&elide(p.raw())),
                 ));
             }
         }
@@ -266,10 +266,34 @@ pub fn startup_error(errors: &[Issue]) -> String {
     s
 }
 
+/// A user value quoted in a message, shortened when huge (a 200 KB pattern must not make a
+/// 200 KB denial): the first 100 characters and the length.
+fn elide(s: &str) -> String {
+    const KEEP: usize = 100;
+    match s.char_indices().nth(KEEP) {
+        Some((cut, _)) if s.chars().count() > KEEP + 20 => {
+            format!("{}… ({} characters)", &s[..cut], s.chars().count())
+        }
+        _ => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::model::{Pipeline, PipelineAction, PipelineMode, Step};
+
+    #[test]
+    fn huge_values_are_elided_in_messages() {
+        assert_eq!(elide("gpt(?=-4)"), "gpt(?=-4)");
+        let short = "é".repeat(120);
+        assert_eq!(elide(&short), short);
+        let long = format!("{}(?=x)", "é".repeat(200_000));
+        let e = elide(&long);
+        assert!(e.starts_with(&"é".repeat(100)));
+        assert!(e.ends_with("… (200005 characters)"), "{e}");
+        assert!(e.len() < 300);
+    }
 
     fn p(inherit: Option<&str>) -> PolicyContent {
         PolicyContent {
