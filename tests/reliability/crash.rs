@@ -97,7 +97,6 @@ async fn decided(client: &Client, ns: &str) -> BTreeMap<String, Value> {
         }
     }
     let mut out = BTreeMap::new();
-    let lp = kube::api::ListParams::default();
     let mut add = |kind: &str, items: Vec<Value>| {
         for mut o in items {
             let name = o["metadata"]["name"]
@@ -113,43 +112,42 @@ async fn decided(client: &Client, ns: &str) -> BTreeMap<String, Value> {
             out.insert(format!("{kind}/{name}"), d);
         }
     };
-    let p: Api<Policy> = Api::namespaced(client.clone(), ns);
-    let v: Api<PolicyVersion> = Api::namespaced(client.clone(), ns);
-    let a: Api<PolicyAttachment> = Api::namespaced(client.clone(), ns);
-    let to_values = |items: Vec<Value>| items;
-    add(
-        "policy",
-        to_values(
-            p.list(&lp)
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|o| serde_json::to_value(o).unwrap())
-                .collect(),
-        ),
-    );
-    add(
-        "policyversion",
-        v.list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| serde_json::to_value(o).unwrap())
-            .collect(),
-    );
-    add(
-        "policyattachment",
-        a.list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| serde_json::to_value(o).unwrap())
-            .collect(),
-    );
+    for (kind, items) in objects(client, ns).await.unwrap() {
+        add(kind, items);
+    }
     out
+}
+
+/// The Policies, PolicyVersions and PolicyAttachments of a namespace, as JSON, by kind.
+async fn objects(client: &Client, ns: &str) -> Result<Vec<(&'static str, Vec<Value>)>, String> {
+    async fn list<K>(client: &Client, ns: &str) -> Result<Vec<Value>, String>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let items = api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        Ok(items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect())
+    }
+    Ok(vec![
+        ("policy", list::<Policy>(client, ns).await?),
+        ("policyversion", list::<PolicyVersion>(client, ns).await?),
+        (
+            "policyattachment",
+            list::<PolicyAttachment>(client, ns).await?,
+        ),
+    ])
 }
 
 /// Converged: the bundle is `want`, and every object's status saw its current generation.
@@ -177,36 +175,11 @@ async fn converged(client: &Client, ns: &str, want: &Data) -> Result<(), String>
             dump.display()
         ));
     }
-    let lp = kube::api::ListParams::default();
-    let gen_ok = |g: Option<i64>, s: Option<i64>| g == s;
-    let p: Api<Policy> = Api::namespaced(client.clone(), ns);
-    for o in p.list(&lp).await.map_err(|e| e.to_string())? {
-        let s = o.status.as_ref().and_then(|s| s.observed_generation);
-        if !gen_ok(o.metadata.generation, s) {
-            return Err(format!(
-                "policy {} not observed",
-                o.metadata.name.unwrap_or_default()
-            ));
-        }
-    }
-    let v: Api<PolicyVersion> = Api::namespaced(client.clone(), ns);
-    for o in v.list(&lp).await.map_err(|e| e.to_string())? {
-        let s = o.status.as_ref().and_then(|s| s.observed_generation);
-        if !gen_ok(o.metadata.generation, s) {
-            return Err(format!(
-                "version {} not observed",
-                o.metadata.name.unwrap_or_default()
-            ));
-        }
-    }
-    let a: Api<PolicyAttachment> = Api::namespaced(client.clone(), ns);
-    for o in a.list(&lp).await.map_err(|e| e.to_string())? {
-        let s = o.status.as_ref().and_then(|s| s.observed_generation);
-        if !gen_ok(o.metadata.generation, s) {
-            return Err(format!(
-                "attachment {} not observed",
-                o.metadata.name.unwrap_or_default()
-            ));
+    for (kind, items) in objects(client, ns).await? {
+        for o in items {
+            if o["status"]["observedGeneration"] != o["metadata"]["generation"] {
+                return Err(format!("{kind} {} not observed", o["metadata"]["name"]));
+            }
         }
     }
     Ok(())
