@@ -240,24 +240,11 @@ pub fn review_version(
         }
     }
     if let Some(catalog) = env.catalog {
-        let mut missing: BTreeSet<&str> = content
-            .add
-            .iter()
-            .map(String::as_str)
-            .filter(|g| !catalog.contains(*g))
-            .collect();
-        if let Some(p) = &content.pipeline {
-            missing.extend(
-                p.steps
-                    .iter()
-                    .map(|s| s.guardrail.as_str())
-                    .filter(|g| !catalog.contains(*g)),
-            );
-        }
+        let missing = super::lifecycle::missing_from_catalog(&content, catalog);
         if !missing.is_empty() {
             warnings.push(format!(
                 "guardrails not in the guardrail catalog: {}; promotion waits until they are added",
-                missing.into_iter().collect::<Vec<_>>().join(", ")
+                missing.join(", ")
             ));
         }
     }

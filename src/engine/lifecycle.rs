@@ -312,28 +312,35 @@ fn eligibility(
         ));
     }
     if let Some(catalog) = catalog {
-        let mut missing: BTreeSet<&str> = content
-            .add
-            .iter()
-            .map(String::as_str)
-            .filter(|g| !catalog.contains(*g))
-            .collect();
-        if let Some(p) = &content.pipeline {
-            missing.extend(
-                p.steps
-                    .iter()
-                    .map(|s| s.guardrail.as_str())
-                    .filter(|g| !catalog.contains(*g)),
-            );
-        }
+        let missing = missing_from_catalog(content, catalog);
         if !missing.is_empty() {
             return Err(format!(
                 "guardrails not in the guardrail catalog: {}",
-                missing.into_iter().collect::<Vec<_>>().join(", ")
+                missing.join(", ")
             ));
         }
     }
     Ok(d)
+}
+
+/// The guardrails a version names (`guardrails.add` and pipeline steps) that the catalog lacks,
+/// sorted and de-duplicated: the rule both the webhook's warning and promotion use.
+pub fn missing_from_catalog<'a>(
+    content: &'a PolicyContent,
+    catalog: &BTreeSet<String>,
+) -> Vec<&'a str> {
+    let steps = content
+        .pipeline
+        .iter()
+        .flat_map(|p| p.steps.iter().map(|s| s.guardrail.as_str()));
+    let missing: BTreeSet<&str> = content
+        .add
+        .iter()
+        .map(String::as_str)
+        .chain(steps)
+        .filter(|g| !catalog.contains(*g))
+        .collect();
+    missing.into_iter().collect()
 }
 
 /// A path from `from` to `to` in the inherit graph (breadth first), both ends included.
