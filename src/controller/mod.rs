@@ -543,12 +543,10 @@ async fn webhook_main(
     mut stop: watch::Receiver<bool>,
 ) {
     use crate::webhook::{certs, server_config};
+    // The certificate and key PEMs, from the files or the Secret (renewing it when due).
     let load = |client: Client, source: CertSource| async move {
         match &source {
-            CertSource::Dir(dir) => {
-                let (cert, key) = certs::read_dir_pem(dir).map_err(|e| e.to_string())?;
-                server_config(&cert, &key).map(|c| (c, String::from_utf8_lossy(&cert).into_owned()))
-            }
+            CertSource::Dir(dir) => certs::read_dir_pem(dir).map_err(|e| e.to_string()),
             CertSource::Managed {
                 secret_namespace,
                 secret_name,
@@ -557,7 +555,7 @@ async fn webhook_main(
                 days,
                 webhook_config,
             } => {
-                let (pem, renewed) =
+                let pem =
                     certs::ensure_secret(&client, secret_namespace, secret_name, dns, ips, *days)
                         .await
                         .map_err(|e| e.to_string())?;
@@ -566,13 +564,15 @@ async fn webhook_main(
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                let _ = renewed;
-                server_config(pem.cert.as_bytes(), pem.key.as_bytes()).map(|c| (c, pem.cert))
+                Ok((pem.cert.into_bytes(), pem.key.into_bytes()))
             }
         }
     };
     let (tls, mut served) = loop {
-        match load(client.clone(), w.certs.clone()).await {
+        match load(client.clone(), w.certs.clone())
+            .await
+            .and_then(|(cert, key)| server_config(&cert, &key).map(|c| (c, cert)))
+        {
             Ok((cfg, cert)) => {
                 break (
                     axum_server::tls_rustls::RustlsConfig::from_config(cfg),
@@ -588,46 +588,31 @@ async fn webhook_main(
             }
         }
     };
-    // Keep the certificate current: re-read files on change; for managed certificates renew
-    // when due and serve whatever the Secret holds (another replica may have renewed it).
+    // Keep the certificate current: serve whatever the files or the Secret hold now (a
+    // cert-manager renewal, our own renewal when due, or another replica's).
     let reload_tls = tls.clone();
     let source = w.certs.clone();
     let mut reload_stop = stop.clone();
-    let check_every = w.cert_check;
+    let period = match &source {
+        CertSource::Dir(_) => Duration::from_secs(10),
+        CertSource::Managed { .. } => w.cert_check,
+    };
     tokio::spawn(async move {
-        let period = match &source {
-            CertSource::Dir(_) => Duration::from_secs(10),
-            CertSource::Managed { .. } => check_every,
-        };
-        let mut stamp = match &source {
-            CertSource::Dir(d) => crate::webhook::certs::dir_stamp(d),
-            CertSource::Managed { .. } => None,
-        };
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = reload_stop.changed() => return,
             }
-            let changed = match &source {
-                CertSource::Dir(d) => {
-                    let now = crate::webhook::certs::dir_stamp(d);
-                    let c = now != stamp;
-                    stamp = now;
-                    c
-                }
-                CertSource::Managed { .. } => true,
+            let reloaded = match load(client.clone(), source.clone()).await {
+                Ok((cert, _)) if cert == served => continue,
+                Ok((cert, key)) => server_config(&cert, &key).map(|cfg| {
+                    reload_tls.reload_from_config(cfg);
+                    served = cert;
+                }),
+                Err(e) => Err(e),
             };
-            if !changed {
-                continue;
-            }
-            match load(client.clone(), source.clone()).await {
-                Ok((cfg, cert)) => {
-                    if cert != served {
-                        reload_tls.reload_from_config(cfg);
-                        served = cert;
-                        info!("webhook certificate reloaded");
-                    }
-                }
+            match reloaded {
+                Ok(()) => info!("webhook certificate reloaded"),
                 Err(e) => {
                     warn!(error = %e, "cannot refresh the webhook certificate; keeping the current one")
                 }

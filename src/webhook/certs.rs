@@ -152,7 +152,7 @@ pub async fn ensure_secret(
     dns: &[String],
     ips: &[IpAddr],
     days: i64,
-) -> Result<(Pem, bool), CertError> {
+) -> Result<Pem, CertError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let now = jiff::Timestamp::now();
     let wanted = sans_label(dns, ips);
@@ -174,7 +174,7 @@ pub async fn ensure_secret(
                 get_str(s, "ca.crt"),
             )
         {
-            return Ok((Pem { cert, key, ca }, false));
+            return Ok(Pem { cert, key, ca });
         }
     }
     let (mut pem, not_after) = generate(dns, ips, days, now)?;
@@ -238,7 +238,7 @@ pub async fn ensure_secret(
                         "Secret {namespace}/{name} lacks tls.crt, tls.key or ca.crt"
                     )));
                 };
-                return Ok((Pem { cert, key, ca }, false));
+                return Ok(Pem { cert, key, ca });
             }
             Err(source) => {
                 return Err(CertError::Kube {
@@ -258,34 +258,45 @@ pub async fn ensure_secret(
         }
     }
     info!(secret = %format!("{namespace}/{name}"), %not_after, "webhook certificate issued");
-    Ok((pem, true))
+    Ok(pem)
 }
 
 /// Write the CA into every webhook of the ValidatingWebhookConfiguration (when it differs).
+/// Replicas race for this write: on a conflict, read again and retry.
 pub async fn patch_ca_bundle(client: &Client, config: &str, ca_pem: &str) -> Result<(), CertError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let mut vwc = api.get(config).await.map_err(|source| CertError::Kube {
-        what: format!("read ValidatingWebhookConfiguration {config}"),
-        source,
-    })?;
     let bundle = ByteString(ca_pem.as_bytes().to_vec());
-    let mut changed = false;
-    for w in vwc.webhooks.iter_mut().flatten() {
-        if w.client_config.ca_bundle.as_ref() != Some(&bundle) {
-            w.client_config.ca_bundle = Some(bundle.clone());
-            changed = true;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut vwc = api.get(config).await.map_err(|source| CertError::Kube {
+            what: format!("read ValidatingWebhookConfiguration {config}"),
+            source,
+        })?;
+        let mut changed = false;
+        for w in vwc.webhooks.iter_mut().flatten() {
+            if w.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                w.client_config.ca_bundle = Some(bundle.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        match api.replace(config, &PostParams::default(), &vwc).await {
+            Ok(_) => {
+                info!(config, "caBundle updated");
+                return Ok(());
+            }
+            Err(kube::Error::Api(s)) if s.is_conflict() && attempt < 5 => continue,
+            Err(source) => {
+                return Err(CertError::Kube {
+                    what: format!("update the caBundle of ValidatingWebhookConfiguration {config}"),
+                    source,
+                });
+            }
         }
     }
-    if changed {
-        api.replace(config, &PostParams::default(), &vwc)
-            .await
-            .map_err(|source| CertError::Kube {
-                what: format!("update the caBundle of ValidatingWebhookConfiguration {config}"),
-                source,
-            })?;
-        info!(config, "caBundle updated");
-    }
-    Ok(())
 }
 
 /// Read `tls.crt` and `tls.key` from a directory.
@@ -295,18 +306,6 @@ pub fn read_dir_pem(dir: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>), CertErr
             .map_err(|e| CertError::Invalid(format!("{}: {e}", dir.join(f).display())))
     };
     Ok((read("tls.crt")?, read("tls.key")?))
-}
-
-/// The newest modification time of the certificate files, to notice a renewal.
-pub fn dir_stamp(dir: &std::path::Path) -> Option<std::time::SystemTime> {
-    ["tls.crt", "tls.key"]
-        .iter()
-        .filter_map(|f| {
-            std::fs::metadata(dir.join(f))
-                .and_then(|m| m.modified())
-                .ok()
-        })
-        .max()
 }
 
 #[cfg(test)]
