@@ -10,17 +10,14 @@ use std::time::{Duration, Instant};
 
 use guardrail_operator::api::{PolicyVersion, Stage};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 use crate::common::operator::{Operator, free_port, policy, version};
-use crate::common::{
-    TestNamespace, eventually, install_crypto_provider, kubeconfig_path, repo_root, run,
-};
+use crate::common::{TestNamespace, eventually, kubeconfig_path, repo_root, run};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -71,30 +68,25 @@ impl Proxy {
     }
 }
 
-/// The server URL of a kubeconfig, and a copy of it pointing at `port`.
-fn kubeconfig_via(kubeconfig: &Path, port: u16, out: &Path) -> String {
-    let text = std::fs::read_to_string(kubeconfig).unwrap();
-    let v: Value = serde_saphyr::from_str(&text).unwrap();
-    let server = v["clusters"][0]["cluster"]["server"]
+/// The API server's host:port in a kubeconfig.
+fn server_of(kubeconfig: &Path) -> String {
+    let v: Value = serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+    v["clusters"][0]["cluster"]["server"]
         .as_str()
         .unwrap()
-        .to_string();
-    let upstream = server.trim_start_matches("https://").to_string();
+        .trim_start_matches("https://")
+        .to_string()
+}
+
+/// A copy of a kubeconfig that talks to 127.0.0.1:`port` instead.
+fn kubeconfig_via(kubeconfig: &Path, port: u16, out: &Path) {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let server = format!("https://{}", server_of(kubeconfig));
     std::fs::write(
         out,
         text.replace(&server, &format!("https://127.0.0.1:{port}")),
     )
     .unwrap();
-    upstream
-}
-
-async fn client_for(kubeconfig: &Path) -> Client {
-    install_crypto_provider();
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
 }
 
 async fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> String {
@@ -152,7 +144,7 @@ async fn network_cut_during_reconcile_heals_without_a_restart() {
     let dir = repo_root().join("target").join(format!("netcut-{n}"));
     std::fs::create_dir_all(&dir).unwrap();
     let via = dir.join("kubeconfig");
-    let proxy = Proxy::start(kubeconfig_via(&admin, 0, &via)).await;
+    let proxy = Proxy::start(server_of(&admin)).await;
     kubeconfig_via(&admin, proxy.port, &via);
     let mut op = Operator::start_with_kubeconfig(n, &[], &via).await;
     let client = ns.client.clone();
@@ -323,7 +315,7 @@ async fn api_server_restart_heals_without_a_restart() {
     .await;
     let n = "restart";
     kubectl_with(&kc, &["create", "namespace", n]).await;
-    let client = client_for(&kc).await;
+    let client = crate::common::client_for(&kc).await;
     let mut op = Operator::start_with_kubeconfig(n, &[], &kc).await;
     apply_with(
         &kc,
@@ -355,7 +347,7 @@ async fn api_server_restart_heals_without_a_restart() {
         );
         cp.start().await;
         let back = Instant::now();
-        let client = client_for(&kc).await;
+        let client = crate::common::client_for(&kc).await;
         apply_with(
             &kc,
             &version(

@@ -99,9 +99,13 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// A kube client for the test control plane (never any other cluster: it
 /// reads only `TESTCP_KUBECONFIG`, not `KUBECONFIG`).
 pub async fn client() -> Client {
+    client_for(&kubeconfig_path()).await
+}
+
+/// A kube client for the cluster of a kubeconfig file.
+pub async fn client_for(path: &Path) -> Client {
     install_crypto_provider();
-    let path = kubeconfig_path();
-    let kc = Kubeconfig::read_from(&path)
+    let kc = Kubeconfig::read_from(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
