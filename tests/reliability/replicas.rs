@@ -14,17 +14,14 @@ use kube::runtime::watcher;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::operator::{Operator, http_get, policy, version};
-use crate::common::{TestNamespace, eventually, kubectl, kubectl_output};
+use crate::common::operator::{Operator, apply_output, http_get, policy, version};
+use crate::common::{TestNamespace, eventually, kubectl};
 
 const T: Duration = Duration::from_secs(90);
 
 async fn apply_ssa(yaml: &str) {
-    let f = std::env::temp_dir().join(format!("replicas-{}.yaml", rand::random::<u32>()));
-    std::fs::write(&f, yaml).unwrap();
-    let o = kubectl_output(&["apply", "--server-side", "-f", f.to_str().unwrap()]).await;
+    let o = apply_output(yaml, &["--server-side"]).await;
     assert!(o.success, "{}", o.stderr);
-    let _ = std::fs::remove_file(f);
 }
 
 async fn is_leader(op: &Operator) -> bool {

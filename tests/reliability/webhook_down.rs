@@ -16,7 +16,7 @@ use guardrail_operator::api::{PolicyVersion, Stage};
 use kube::Api;
 use serde_json::Value;
 
-use crate::common::operator::{Operator, attachment, free_port, policy, version};
+use crate::common::operator::{Operator, apply_output, attachment, free_port, policy, version};
 use crate::common::{
     TestNamespace, eventually, helm, kubectl, kubectl_output, pki_file, repo_root,
 };
@@ -67,10 +67,7 @@ async fn chart_webhook(ns: &str, port: u16, release: &str, set: &[&str]) -> (Str
 }
 
 async fn try_apply(yaml: &str) -> (bool, String) {
-    let f = std::env::temp_dir().join(format!("wd-{}.yaml", rand::random::<u32>()));
-    std::fs::write(&f, yaml).unwrap();
-    let o = kubectl_output(&["apply", "-f", f.to_str().unwrap()]).await;
-    let _ = std::fs::remove_file(f);
+    let o = apply_output(yaml, &[]).await;
     (o.success, o.stdout + &o.stderr)
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{eventually, kubeconfig_path, kubectl, repo_root};
+use super::{Output, eventually, kubeconfig_path, kubectl_output, repo_root};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -117,14 +117,23 @@ impl Operator {
 
 /// `kubectl apply -f` of YAML text.
 pub async fn apply(yaml: &str) {
+    let o = apply_output(yaml, &[]).await;
+    assert!(o.success, "kubectl apply: {}{}", o.stdout, o.stderr);
+}
+
+/// `kubectl apply -f <yaml> <extra>`, whatever the outcome.
+pub async fn apply_output(yaml: &str, extra: &[&str]) -> Output {
     let path = std::env::temp_dir().join(format!(
         "apply-{}-{}.yaml",
         std::process::id(),
         rand::random::<u32>()
     ));
     std::fs::write(&path, yaml).expect("write manifest");
-    kubectl(&["apply", "-f", path.to_str().expect("utf8")]).await;
+    let mut args = vec!["apply", "-f", path.to_str().expect("utf8")];
+    args.extend_from_slice(extra);
+    let o = kubectl_output(&args).await;
     let _ = std::fs::remove_file(path);
+    o
 }
 
 pub fn policy(ns: &str, name: &str) -> String {
