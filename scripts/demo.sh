@@ -60,7 +60,7 @@ sed 's/  version: 2\n  stage: Draft/X/' examples/policy-repo/20-research-team.ya
   | awk '/name: research-v2/{v2=1} v2 && /stage: Draft/{sub(/Draft/,"Production"); v2=0} {print}' \
   | kubectl apply -f -
 kubectl wait -n llm-gateway --for=jsonpath='{.status.stage}'=Production policyversion/research-v2 --timeout=60s >/dev/null
-kubectl get policyversions -n llm-gateway -l guardrails.dev/policy=research \
+kubectl get policyversions -n llm-gateway --field-selector spec.policy=research \
   -o custom-columns=NAME:.metadata.name,DESIRED:.spec.stage,STAGE:.status.stage,SUPERSEDED-BY:.status.supersededBy
 
 say "a version whose tests fail is refused at admission (examples/broken/failing-test.yaml)"

@@ -17,6 +17,8 @@ step "helm (from its Go module, cached)"
 HELM=$(scripts/helm-build.sh); export HELM
 step "kstatus checker (sigs.k8s.io/cli-utils, cached)"
 KSTATUS_BIN=$(scripts/kstatus-build.sh); export KSTATUS_BIN
+step "Argo CD prune checker (gitops-engine's cluster cache, cached)"
+ARGOCD_PRUNE_CHECK_BIN=$(scripts/argocd-prune-check-build.sh); export ARGOCD_PRUNE_CHECK_BIN
 step "litellm 1.110.2 oracle (PyPI, cached venv)"
 ORACLE_PYTHON=$(tests/conformance/setup-oracle.sh); export ORACLE_PYTHON
 

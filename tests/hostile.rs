@@ -75,7 +75,38 @@ fn bad_manifests_each_with_a_clear_message() {
         (
             "uppercase policy name",
             version("p-v1", "Pii", 1, ""),
-            "does not match the pattern",
+            "spec.policy: \"Pii\" is not a DNS-1123 subdomain",
+        ),
+        (
+            "empty DNS label in spec.policy",
+            version("p-v1", "app..eu", 1, ""),
+            "spec.policy: \"app..eu\" is not a DNS-1123 subdomain",
+        ),
+        (
+            "empty DNS label in inherit",
+            version("p-v1", "p", 1, "  inherit: base..eu\n"),
+            "spec.inherit: \"base..eu\" is not a DNS-1123 subdomain: at most 253 characters, lowercase letters, digits, '-' and '.', with every '.'-separated label non-empty and starting and ending with a letter or digit; it has an empty label",
+        ),
+        (
+            "empty DNS label in an attachment's policy",
+            "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {name: a, namespace: ns}\nspec: {policy: app..eu, scope: '*'}\n".into(),
+            "spec.policy: \"app..eu\" is not a DNS-1123 subdomain",
+        ),
+        (
+            "condition.model lists nested 300 deep",
+            version(
+                "p-v1",
+                "p",
+                1,
+                &format!("  condition: {{model: {}x{}}}\n", "[".repeat(300), "]".repeat(300)),
+            ),
+            // The YAML reader's depth guard stops first, at the exact place.
+            "(document 1): not valid YAML: error: line 7 column 276: recursion limit exceeded",
+        ),
+        (
+            "condition.model as a nested list",
+            version("p-v1", "p", 1, "  condition: {model: [[gpt-4o]]}\n"),
+            "spec.condition.model[0]: must be a string (a model name or regular expression), got [\"gpt-4o\"]",
         ),
         (
             "model as a number",

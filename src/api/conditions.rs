@@ -25,6 +25,11 @@ pub mod reasons {
     pub const INVALID_TRANSITION: &str = "InvalidTransition";
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
     pub const BUNDLE_REJECTED: &str = "BundleRejected";
+    /// A policy left production because a reference of its production version broke (its
+    /// parent deleted or rolled back, a guardrail gone from the catalog).
+    pub const REFERENCE_BROKEN: &str = "ReferenceBroken";
+    /// An object the operator's types refuse (stored through an older CRD); it is ignored.
+    pub const UNDECODABLE: &str = "Undecodable";
     pub const GATEWAY_SYNCED: &str = "GatewaySynced";
     pub const GATEWAY_ROLLING: &str = "Rolling";
     pub const GATEWAY_NOT_FOUND: &str = "GatewayNotFound";

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
     status = "PolicyAttachmentStatus",
     shortname = "grpa",
     category = "guardrails",
+    selectable = ".spec.policy",
     doc = "Attaches a policy to requests by team alias, key alias, model, tag, or globally (scope \"*\"). Patterns ending in * match by prefix; everything else is exact and case-sensitive.",
     printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policy"),
     printcolumn(name = "Scope", type_ = "string", json_path = ".spec.scope"),
@@ -39,8 +40,11 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyAttachmentSpec {
-    /// Name of the attached Policy (same namespace).
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the attached Policy (same namespace; a DNS-1123 subdomain).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = crate::engine::names::DNS_SUBDOMAIN_PATTERN)
+    )]
     pub policy: String,
     /// Only the exact value "*" makes the attachment global; teams, keys, models and tags are
     /// then ignored. Any other value is not special.

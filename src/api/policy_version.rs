@@ -59,6 +59,7 @@ impl std::fmt::Display for Stage {
     status = "PolicyVersionStatus",
     shortname = "grpv",
     category = "guardrails",
+    selectable = ".spec.policy",
     doc = "One revision of a guardrail policy's content. Content is editable only while the version is a Draft; spec.stage is the desired stage (Draft, Published, Production), status.stage the achieved one.",
     printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policy"),
     printcolumn(name = "Version", type_ = "integer", json_path = ".spec.version"),
@@ -89,7 +90,7 @@ pub struct PolicyVersionSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.policy is immutable"))]
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = crate::engine::names::DNS_SUBDOMAIN_PATTERN)
     )]
     pub policy: String,
     /// Version number, at least 1, unique per policy. Immutable. The highest eligible version
@@ -106,7 +107,7 @@ pub struct PolicyVersionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = crate::engine::names::DNS_SUBDOMAIN_PATTERN)
     )]
     pub inherit: Option<String>,
     /// Free text.

@@ -26,6 +26,12 @@ pub fn conditions(generator: &mut SchemaGenerator) -> Schema {
 pub fn string_or_string_list(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "A model-name pattern or a list of them: each is matched first exactly, then as a Python-style regular expression that must match the whole name (e.g. \"claude-.*\"). A list matches when any element does. Glob syntax is not supported: \"gpt-*\" means \"gpt\" followed by dashes.",
-        "x-kubernetes-preserve-unknown-fields": true
+        "x-kubernetes-preserve-unknown-fields": true,
+        // A structural schema cannot say "string or list" with types; these value rules refuse
+        // what is neither shape at any depth: a list's items must be strings, a map must be
+        // empty (a number or a boolean is left to the webhook and the controller).
+        "items": {"type": "string", "maxLength": 1024},
+        "maxProperties": 0,
+        "maxItems": 256
     })
 }

@@ -68,9 +68,7 @@ pub fn configmap(name: &str, ns: &str, b: &Bundle) -> serde_json::Value {
 pub fn run(args: &RenderArgs) -> Result<i32, Failure> {
     let (ns, eval, catalog) = evaluate_inputs(&args.inputs)?;
     let b = bundle::render(&eval);
-    if let Err(rejected) = bundle::check(&b, &eval, catalog_names(&catalog).as_ref(), None, &|_| {
-        false
-    }) {
+    if let Err(rejected) = bundle::check(&b, &eval, catalog_names(&catalog).as_ref()) {
         return Err(Failure {
             message: format!("the operator would not write this bundle: {rejected}"),
             code: 1,

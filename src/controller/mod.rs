@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{Policy, PolicyAttachment, PolicyVersion};
+use crate::cache::Decoded;
 use metrics::{ErrorLabels, Metrics};
 pub use reconcile::Config;
 use reconcile::Context;
@@ -205,12 +206,13 @@ pub async fn run(
         .map_err(Error::CrdsMissing)?;
 
     let metrics = Metrics::default();
-    let api = |c: &Client| -> (
-        Api<Policy>,
-        Api<PolicyVersion>,
-        Api<PolicyAttachment>,
+    type Apis = (
+        Api<Decoded<Policy>>,
+        Api<Decoded<PolicyVersion>>,
+        Api<Decoded<PolicyAttachment>>,
         Api<ConfigMap>,
-    ) {
+    );
+    let api = |c: &Client| -> Apis {
         match &opts.namespace {
             Some(ns) => (
                 Api::namespaced(c.clone(), ns),
@@ -227,9 +229,9 @@ pub async fn run(
         }
     };
     let (pol_api, ver_api, att_api, cm_api) = api(&client);
-    let (pol_store, pol_writer) = reflector::store::<Policy>();
-    let (ver_store, ver_writer) = reflector::store::<PolicyVersion>();
-    let (att_store, att_writer) = reflector::store::<PolicyAttachment>();
+    let (pol_store, pol_writer) = reflector::store::<Decoded<Policy>>();
+    let (ver_store, ver_writer) = reflector::store::<Decoded<PolicyVersion>>();
+    let (att_store, att_writer) = reflector::store::<Decoded<PolicyAttachment>>();
     let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
     let (catalog_store, catalog_writer) = reflector::store::<ConfigMap>();
 
@@ -324,6 +326,8 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         provider: provider.unwrap_or_else(crate::webhook::default_provider),
+        seen_policies: Default::default(),
+        reported_undecodable: Default::default(),
     });
 
     // Leadership.
@@ -451,6 +455,14 @@ pub async fn run(
                         q.due.entry(ns).or_insert_with(Instant::now);
                     }
                     last_resync = Instant::now();
+                }
+                if !is_leader && was_leader {
+                    // What a follower saw may be stale when it leads again: the cascade starts
+                    // from the next reconcile's view (a deletion missed meanwhile leaves
+                    // garbage, never a wrong gateway).
+                    if let Ok(mut m) = ctx.seen_policies.lock() {
+                        m.clear();
+                    }
                 }
                 was_leader = is_leader && ready.get().is_some();
                 let next = if was_leader {

@@ -39,9 +39,9 @@ pub struct Config {
 pub struct Context {
     pub client: Client,
     pub config: Config,
-    pub policies: Store<Policy>,
-    pub versions: Store<PolicyVersion>,
-    pub attachments: Store<PolicyAttachment>,
+    pub policies: crate::cache::PolicyStore,
+    pub versions: crate::cache::VersionStore,
+    pub attachments: crate::cache::AttachmentStore,
     /// ConfigMaps the operator wrote (label-selected).
     pub configmaps: Store<ConfigMap>,
     /// Guardrail catalog ConfigMaps (selected by name).
@@ -49,6 +49,10 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub provider: crate::webhook::ProviderFactory,
+    /// The Policies each namespace had at its last reconcile (for the delete cascade).
+    pub seen_policies: SeenPolicies,
+    /// Objects reported as undecodable (uid, resourceVersion), so each is reported once.
+    pub reported_undecodable: std::sync::Mutex<BTreeSet<(String, String)>>,
 }
 
 /// One pending write of a reconcile.
@@ -111,13 +115,6 @@ impl Context {
     }
 }
 
-/// Policies currently in the written bundle (from its resolved.json).
-fn bundle_policies(cm: &ConfigMap) -> Option<BTreeSet<String>> {
-    let text = cm.data.as_ref()?.get(bundle::RESOLVED_KEY)?;
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    Some(v.get("policies")?.as_object()?.keys().cloned().collect())
-}
-
 fn annotation<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
     cm.metadata
         .annotations
@@ -129,6 +126,7 @@ fn annotation<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
 /// Reconcile one namespace.
 pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
     let objects = crate::cache::objects(&ctx.policies, &ctx.versions, &ctx.attachments, ns);
+    report_undecodable(ctx, ns).await;
     let catalog = match ctx.catalog(ns) {
         Ok(c) => c,
         Err(e) => {
@@ -179,32 +177,12 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             .set(n as i64);
     }
 
-    let policy_uids: BTreeMap<String, String> = objects
-        .policies
-        .iter()
-        .filter_map(|p| Some((p.metadata.uid.clone()?, p.name_any())))
-        .collect();
-    delete_orphaned_versions(ctx, ns, &objects, &policy_uids).await?;
-    adopt_versions(ctx, ns, &objects).await?;
+    cascade_deletes(ctx, ns, &objects).await?;
 
     // Gateway outputs.
     let bundle = bundle::render(&eval);
     let current = ctx.configmap(ns, &ctx.config.bundle_name);
-    let previous = current.as_deref().and_then(bundle_policies);
-    let still_wanted = |p: &str| {
-        objects.policies.iter().any(|x| x.name_any() == p)
-            && objects
-                .versions
-                .iter()
-                .any(|v| v.spec.policy == p && v.spec.stage == Some(Stage::Production))
-    };
-    let checked = bundle::check(
-        &bundle,
-        &eval,
-        names.as_ref(),
-        previous.as_ref(),
-        &still_wanted,
-    );
+    let checked = bundle::check(&bundle, &eval, names.as_ref());
     let mut problems: BTreeMap<String, String> = BTreeMap::new();
     let mut live_hash = current
         .as_deref()
@@ -289,7 +267,26 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
                 .await;
             }
             let old_prod = p.status.as_ref().and_then(|s| s.production_version);
-            if old_prod.is_some()
+            let broken = |s: &crate::api::PolicyStatus| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.reason == crate::api::conditions::reasons::REFERENCE_BROKEN)
+                    .map(|c| c.message.clone())
+            };
+            let now_broken = broken(&st);
+            let was_broken = p.status.as_ref().and_then(broken).is_some();
+            if let (Some(why), false) = (&now_broken, was_broken) {
+                warn!(namespace = ns, policy = %name, reason = %why, "a policy left the gateway");
+                ctx.publish(
+                    p,
+                    &[Event {
+                        warning: true,
+                        reason: crate::api::conditions::reasons::REFERENCE_BROKEN,
+                        note: format!("{why}; its attachments are unresolved"),
+                    }],
+                )
+                .await;
+            } else if old_prod.is_some()
                 && st.production_version.is_none()
                 && !problems.contains_key(&name)
             {
@@ -327,6 +324,54 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         "reconciled"
     );
     Ok(())
+}
+
+/// Objects the operator's types refuse are left out of the namespace's evaluation (as if
+/// absent) and reported by name: a log line and a Warning event on the object, once per
+/// resourceVersion. The rest of the namespace converges.
+async fn report_undecodable(ctx: &Context, ns: &str) {
+    let mut bad = crate::cache::undecodable(&ctx.policies, ns);
+    bad.extend(crate::cache::undecodable(&ctx.versions, ns));
+    bad.extend(crate::cache::undecodable(&ctx.attachments, ns));
+    for (kind, b) in bad {
+        let key = (
+            b.metadata.uid.clone().unwrap_or_default(),
+            b.metadata.resource_version.clone().unwrap_or_default(),
+        );
+        let fresh = ctx
+            .reported_undecodable
+            .lock()
+            .map(|mut seen| seen.insert(key))
+            .unwrap_or(true);
+        let name = b.metadata.name.clone().unwrap_or_default();
+        if !fresh {
+            continue;
+        }
+        let note = format!(
+            "{kind} {ns}/{name} cannot be read by the operator and is ignored until it is fixed: {}. Re-apply it with the current CRDs (crds/) or delete it",
+            b.error
+        );
+        warn!(namespace = ns, kind = %kind, name = %name, error = %b.error, "ignoring an object the operator cannot read");
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(crate::api::PolicyVersion::api_version(&()).into_owned()),
+            kind: Some(kind.clone()),
+            name: Some(name.clone()),
+            namespace: Some(ns.to_string()),
+            uid: b.metadata.uid.clone(),
+            resource_version: b.metadata.resource_version.clone(),
+            field_path: None,
+        };
+        let ev = KubeEvent {
+            type_: EventType::Warning,
+            reason: crate::api::conditions::reasons::UNDECODABLE.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
+            warn!(error = %err, "cannot publish event");
+        }
+    }
 }
 
 async fn write_version_status(
@@ -612,51 +657,138 @@ async fn run_all<'a>(writes: Vec<Write<'a>>) -> Result<(), Error> {
         .map(|_| ())
 }
 
-/// Give each version an ownerReference to its Policy, so deleting the Policy deletes its
-/// versions (the garbage collector does it; `delete_orphaned_versions` where none runs).
-async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<(), Error> {
-    let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
-    let mut writes: Vec<Write<'_>> = Vec::new();
+/// Per namespace: the Policies (name → uid and creationTimestamp) present at this replica's
+/// last successful reconcile while it led. A Policy that was there and is gone had its versions
+/// deleted (api.md §2: LiteLLM's "delete all versions").
+pub type SeenPolicies =
+    std::sync::Mutex<std::collections::HashMap<String, BTreeMap<String, SeenPolicy>>>;
+
+/// A Policy as the last reconcile saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenPolicy {
+    pub uid: String,
+    pub created: Option<Time>,
+}
+
+fn present_policies(objects: &Objects) -> BTreeMap<String, SeenPolicy> {
+    objects
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.name_any(),
+                SeenPolicy {
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                    created: p.metadata.creation_timestamp.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Which versions to delete, and which to release from an ownerReference an earlier release
+/// wrote. Pure, so the cascade rule is tested without a cluster:
+/// - the versions of a Policy seen at the last reconcile and gone now (or re-created: then only
+///   the versions older than the new Policy), so deleting a Policy deletes its versions;
+/// - versions an earlier release made owned by a Policy that is gone (what the garbage
+///   collector would do);
+///
+/// and never a version whose Policy this replica has not seen: a version applied before its
+/// Policy exists stays. No ownerReference is written: Argo CD never prunes an object that has
+/// one (api.md §2).
+pub fn cascade(
+    objects: &Objects,
+    seen: Option<&BTreeMap<String, SeenPolicy>>,
+) -> (Vec<String>, Vec<String>) {
+    let present = present_policies(objects);
+    let present_uids: BTreeSet<&str> = present.values().map(|p| p.uid.as_str()).collect();
+    let gone: BTreeMap<&str, Option<&Time>> = seen
+        .into_iter()
+        .flatten()
+        .filter(|(name, old)| present.get(*name).is_none_or(|now| now.uid != old.uid))
+        .map(|(name, _)| {
+            (
+                name.as_str(),
+                present.get(name).and_then(|p| p.created.as_ref()),
+            )
+        })
+        .collect();
+    let mut delete = Vec::new();
+    let mut release = Vec::new();
     for v in &objects.versions {
-        let Some(p) = objects
-            .policies
-            .iter()
-            .find(|p| p.name_any() == v.spec.policy)
-        else {
-            continue;
-        };
-        let Some(uid) = p.metadata.uid.clone() else {
-            continue;
-        };
-        if v.owner_references().iter().any(|o| o.uid == uid) {
+        if v.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let owner = OwnerReference {
-            api_version: Policy::api_version(&()).into_owned(),
-            kind: Policy::kind(&()).into_owned(),
-            name: p.name_any(),
-            uid,
-            controller: None,
-            block_owner_deletion: None,
-        };
-        let name = v.name_any();
+        let policy_owners: Vec<&OwnerReference> = v
+            .owner_references()
+            .iter()
+            .filter(|o| o.kind == "Policy" && o.api_version.starts_with(crate::api::GROUP))
+            .collect();
+        let of_gone_policy = gone.get(v.spec.policy.as_str()).is_some_and(|recreated| {
+            match (recreated, v.metadata.creation_timestamp.as_ref()) {
+                (None, _) => true,
+                (Some(new_policy), Some(created)) => created.0 < new_policy.0,
+                (Some(_), None) => false,
+            }
+        });
+        let owned_by_gone_policy = policy_owners
+            .iter()
+            .any(|o| !present_uids.contains(o.uid.as_str()));
+        if of_gone_policy || owned_by_gone_policy {
+            delete.push(v.name_any());
+        } else if !policy_owners.is_empty() {
+            release.push(v.name_any());
+        }
+    }
+    (delete, release)
+}
+
+/// Delete the versions of deleted Policies and release versions from the ownerReferences
+/// earlier releases wrote; then remember the Policies now present.
+async fn cascade_deletes(ctx: &Context, ns: &str, objects: &Objects) -> Result<(), Error> {
+    let seen = ctx
+        .seen_policies
+        .lock()
+        .ok()
+        .and_then(|m| m.get(ns).cloned());
+    let (delete, release) = cascade(objects, seen.as_ref());
+    let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
+    let mut writes: Vec<Write<'_>> = Vec::new();
+    for name in delete {
+        let api = api.clone();
+        writes.push(Box::pin(async move {
+            info!(namespace = ns, version = %name, "deleting a version whose Policy was deleted");
+            let r = api.delete(&name, &DeleteParams::background()).await;
+            ctx.count("delete", r.is_ok());
+            match r {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                Err(source) => Err(Error::Write {
+                    what: format!("delete PolicyVersion {ns}/{name}"),
+                    source,
+                }),
+            }
+        }));
+    }
+    for name in release {
+        let api = api.clone();
+        // Applying no fields as the manager that wrote them removes that manager's
+        // ownerReference and label (server-side apply drops fields a manager stops applying).
         let body = json!({
             "apiVersion": PolicyVersion::api_version(&()),
             "kind": PolicyVersion::kind(&()),
-            "metadata": {"name": name, "namespace": ns, "labels": {POLICY_LABEL: p.name_any()}, "ownerReferences": [owner]},
+            "metadata": {"name": name, "namespace": ns},
         });
-        let api = api.clone();
         writes.push(Box::pin(async move {
             let r = api
-                .patch(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER),
-                    &Patch::Apply(&body),
-                )
+                .patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&body))
                 .await;
             ctx.count("ownerref", r.is_ok());
             match r {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    info!(namespace = ns, version = %name, "removed the ownerReference an earlier release wrote");
+                    Ok(())
+                }
                 Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
                 Err(source) => Err(Error::Write {
                     what: format!("ownerReference of PolicyVersion {ns}/{name}"),
@@ -665,40 +797,101 @@ async fn adopt_versions(ctx: &Context, ns: &str, objects: &Objects) -> Result<()
             }
         }));
     }
-    run_all(writes).await
-}
-
-/// LiteLLM's "delete all versions": versions owned by a Policy that no longer exists are
-/// deleted, also where no garbage collector runs.
-async fn delete_orphaned_versions(
-    ctx: &Context,
-    ns: &str,
-    objects: &Objects,
-    policy_uids: &BTreeMap<String, String>,
-) -> Result<(), Error> {
-    let api: Api<PolicyVersion> = Api::namespaced(ctx.client.clone(), ns);
-    for v in &objects.versions {
-        let owned_by_gone_policy = v.owner_references().iter().any(|o| {
-            o.kind == "Policy"
-                && o.api_version.starts_with(crate::api::GROUP)
-                && !policy_uids.contains_key(&o.uid)
-        });
-        if !owned_by_gone_policy || v.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        info!(namespace = ns, version = %v.name_any(), "deleting a version whose Policy was deleted");
-        let r = api.delete(&v.name_any(), &DeleteParams::background()).await;
-        ctx.count("delete", r.is_ok());
-        match r {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.is_not_found() => {}
-            Err(source) => {
-                return Err(Error::Write {
-                    what: format!("delete PolicyVersion {ns}/{}", v.name_any()),
-                    source,
-                });
-            }
-        }
+    run_all(writes).await?;
+    if let Ok(mut m) = ctx.seen_policies.lock() {
+        m.insert(ns.to_string(), present_policies(objects));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, uid: &str, created: &str) -> Policy {
+        serde_json::from_value(json!({
+            "apiVersion": "guardrails.dev/v1alpha1", "kind": "Policy",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": created},
+            "spec": {}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn version(name: &str, policy: &str, created: &str, owner: Option<&str>) -> PolicyVersion {
+        let owners: Vec<serde_json::Value> = owner
+            .map(|uid| json!({"apiVersion": "guardrails.dev/v1alpha1", "kind": "Policy", "name": policy, "uid": uid}))
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "guardrails.dev/v1alpha1", "kind": "PolicyVersion",
+            "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created, "ownerReferences": owners},
+            "spec": {"policy": policy, "version": 1}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn objects(policies: Vec<Policy>, versions: Vec<PolicyVersion>) -> Objects {
+        Objects {
+            policies,
+            versions,
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn deleting_a_policy_deletes_its_versions_but_never_one_applied_before_its_policy() {
+        let t0 = "2026-01-01T00:00:00Z";
+        let t1 = "2026-01-01T00:00:10Z";
+        let before = objects(
+            vec![policy("a", "uid-a", t0), policy("b", "uid-b", t0)],
+            vec![
+                version("a-v1", "a", t0, None),
+                version("b-v1", "b", t0, None),
+            ],
+        );
+        // First reconcile of this replica: nothing seen yet, nothing deleted.
+        assert_eq!(cascade(&before, None), (vec![], vec![]));
+        let seen = present_policies(&before);
+        // `a` deleted: its version goes; a version of a Policy never seen stays.
+        let after = objects(
+            vec![policy("b", "uid-b", t0)],
+            vec![
+                version("a-v1", "a", t0, None),
+                version("b-v1", "b", t0, None),
+                version("c-v1", "c", t1, None),
+            ],
+        );
+        assert_eq!(
+            cascade(&after, Some(&seen)),
+            (vec!["a-v1".to_string()], vec![])
+        );
+        // `a` deleted and created again: only versions older than the new Policy go.
+        let recreated = objects(
+            vec![policy("a", "uid-a2", t1), policy("b", "uid-b", t0)],
+            vec![
+                version("a-v1", "a", t0, None),
+                version("a-v2", "a", t1, None),
+            ],
+        );
+        assert_eq!(
+            cascade(&recreated, Some(&seen)),
+            (vec!["a-v1".to_string()], vec![])
+        );
+    }
+
+    #[test]
+    fn owner_references_of_earlier_releases_are_released_or_cascaded() {
+        let t0 = "2026-01-01T00:00:00Z";
+        let o = objects(
+            vec![policy("a", "uid-a", t0)],
+            vec![
+                version("a-v1", "a", t0, Some("uid-a")),
+                version("gone-v1", "gone", t0, Some("uid-gone")),
+            ],
+        );
+        assert_eq!(
+            cascade(&o, None),
+            (vec!["gone-v1".to_string()], vec!["a-v1".to_string()])
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::hash::content_hash;
+use super::lifecycle::{self, Decisions, Promotion, VersionInput};
 use super::namespace::{Objects, checked_content, desired_production};
 use super::pipeline::Clock;
 use super::testing::{GuardrailProvider, TestOutcome, run_tests};
@@ -249,6 +250,23 @@ pub fn review_version(
         }
     }
 
+    // A stage change can take policies out of the gateway (a rollback whose fallback waits,
+    // or children left without a parent in production): name them.
+    if let Some(old) = old
+        && old.spec.stage.unwrap_or_default() != desired
+    {
+        warnings.extend(leaving_warning(
+            &format!(
+                "Changing spec.stage of {who} from {} to {desired}",
+                old.spec.stage.unwrap_or_default()
+            ),
+            env.objects(),
+            &with_version(env.objects(), old, Some(new)),
+            env.catalog,
+            None,
+        ));
+    }
+
     // Test pipelines, when the version asks to leave Draft and this content has not passed.
     if desired == Stage::Draft {
         return Decision::allow(warnings);
@@ -303,10 +321,19 @@ pub fn review_version(
 }
 
 fn delete_version_warnings(old: &PolicyVersion, env: &Env<'_>) -> Decision {
-    if old.status.as_ref().and_then(|s| s.stage) != Some(Stage::Production) {
+    let in_production = old.status.as_ref().and_then(|s| s.stage) == Some(Stage::Production);
+    if !in_production && old.spec.stage != Some(Stage::Production) {
+        // Only a version that is or may become production can change the gateway.
         return Decision::allow(Vec::new());
     }
     let policy = &old.spec.policy;
+    let leaving = leaving_warning(
+        &format!("Deleting {}", label(old)),
+        env.objects(),
+        &with_version(env.objects(), old, None),
+        env.catalog,
+        None,
+    );
     let next = env
         .objects()
         .versions
@@ -318,16 +345,20 @@ fn delete_version_warnings(old: &PolicyVersion, env: &Env<'_>) -> Decision {
         })
         .map(|v| v.spec.version)
         .max();
-    Decision::allow(vec![match next {
-        Some(n) => format!(
+    let mut warnings = Vec::new();
+    match (in_production, next, &leaving) {
+        (true, Some(n), _) => warnings.push(format!(
             "{} is the production version of policy '{policy}'; version {n} takes over if it is eligible",
             label(old)
-        ),
-        None => format!(
+        )),
+        (true, None, None) => warnings.push(format!(
             "{} is the production version of policy '{policy}' and no other version asks for production: the policy leaves the gateway and its attachments become unresolved",
             label(old)
-        ),
-    }])
+        )),
+        _ => {}
+    }
+    warnings.extend(leaving);
+    Decision::allow(warnings)
 }
 
 /// Admission of a PolicyAttachment: always allowed; a warning when its policy has no
@@ -345,6 +376,13 @@ pub fn review_attachment(
         return Decision::allow(Vec::new());
     }
     let policy = &new.spec.policy;
+    if let Some(why) = super::names::dns_subdomain_problem(policy) {
+        return Decision::deny(format!(
+            "PolicyAttachment {}/{}: spec.policy: {why}; name the Policy's metadata.name",
+            new.metadata.namespace.clone().unwrap_or_default(),
+            name(&new.metadata)
+        ));
+    }
     let found = env
         .objects()
         .policies
@@ -387,7 +425,314 @@ pub fn review_policy(op: Operation, old: Option<&Policy>, env: &Env<'_>) -> Deci
         .iter()
         .filter(|a| a.spec.policy == p)
         .count();
-    Decision::allow(vec![format!(
+    let mut warnings = vec![format!(
         "deleting Policy '{p}' deletes its {versions} version(s) (LiteLLM's delete all versions); {attachments} attachment(s) to it become unresolved"
-    )])
+    )];
+    warnings.extend(leaving_warning(
+        &format!("Deleting Policy '{p}'"),
+        env.objects(),
+        &without_policy(env.objects(), &p),
+        env.catalog,
+        Some(&p),
+    ));
+    Decision::allow(warnings)
+}
+
+/// The lifecycle of a namespace without running tests: a recorded verdict for the same content
+/// counts (`status.tests`), anything else counts as passing. Enough to see which policies a
+/// deletion or a stage change takes out of production (references, not tests, decide that).
+fn light_decisions(objects: &Objects, catalog: Option<&BTreeSet<String>>) -> Decisions {
+    let inputs: Vec<VersionInput> = objects
+        .versions
+        .iter()
+        .map(|v| {
+            let hash = content_hash(&v.spec);
+            let tests = match v.status.as_ref().and_then(|s| s.tests.as_ref()) {
+                Some(t) if t.content_hash.as_deref() == Some(hash.as_str()) && t.failed > 0 => {
+                    Err(format!("{} test(s) failed", t.failed))
+                }
+                _ => Ok(()),
+            };
+            VersionInput {
+                name: name(&v.metadata),
+                created: v
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                policy: v.spec.policy.clone(),
+                version: v.spec.version,
+                desired: v.spec.stage.unwrap_or_default(),
+                previous: v.status.as_ref().and_then(|s| s.stage),
+                content: checked_content(v).0,
+                tests,
+            }
+        })
+        .collect();
+    let policies: BTreeSet<String> = objects.policies.iter().map(|p| name(&p.metadata)).collect();
+    lifecycle::decide(&inputs, &policies, catalog)
+}
+
+/// The policies in production with `before` that are not with `after`, each with why (the
+/// waiting reasons of its versions), sorted by name.
+pub fn leaving_production(
+    before: &Objects,
+    after: &Objects,
+    catalog: Option<&BTreeSet<String>>,
+) -> Vec<(String, String)> {
+    let was = light_decisions(before, catalog);
+    let now = light_decisions(after, catalog);
+    was.production
+        .keys()
+        .filter(|p| !now.production.contains_key(*p))
+        .map(|p| {
+            let why: Vec<String> = now
+                .versions
+                .iter()
+                .filter(|d| &d.policy == p)
+                .filter_map(|d| match &d.promotion {
+                    Promotion::Waiting(w) => Some(format!("version {} waits: {w}", d.version)),
+                    _ => None,
+                })
+                .collect();
+            let why = if why.is_empty() {
+                "no version asks for production".to_string()
+            } else {
+                why.join("; ")
+            };
+            (p.clone(), why)
+        })
+        .collect()
+}
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.
+fn quoted_list(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match q.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The admission warning naming every policy a change takes out of the gateway (None when it
+/// takes none). `what` says what the change is ("Deleting Policy 'org-baseline'"); `skip` is a
+/// policy the warning need not name (the one being deleted).
+pub fn leaving_warning(
+    what: &str,
+    before: &Objects,
+    after: &Objects,
+    catalog: Option<&BTreeSet<String>>,
+    skip: Option<&str>,
+) -> Option<String> {
+    let leaving: Vec<(String, String)> = leaving_production(before, after, catalog)
+        .into_iter()
+        .filter(|(p, _)| Some(p.as_str()) != skip)
+        .collect();
+    if leaving.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = leaving.iter().map(|(p, _)| p.as_str()).collect();
+    let inherit = leaving.iter().all(|(_, why)| why.contains("inherit"));
+    let verb = if names.len() == 1 {
+        "it inherits"
+    } else {
+        "they inherit"
+    };
+    let why: Vec<String> = leaving.iter().map(|(p, w)| format!("'{p}': {w}")).collect();
+    Some(format!(
+        "{what} takes {} out of the gateway{}: {}",
+        quoted_list(&names),
+        if inherit && skip.is_some() {
+            format!(" ({verb} from it)")
+        } else {
+            String::new()
+        },
+        why.join("; ")
+    ))
+}
+
+/// The namespace without a Policy and its versions (what deleting it leads to).
+fn without_policy(objects: &Objects, policy: &str) -> Objects {
+    Objects {
+        policies: objects
+            .policies
+            .iter()
+            .filter(|p| name(&p.metadata) != policy)
+            .cloned()
+            .collect(),
+        versions: objects
+            .versions
+            .iter()
+            .filter(|v| v.spec.policy != policy)
+            .cloned()
+            .collect(),
+        attachments: objects.attachments.clone(),
+    }
+}
+
+/// The namespace with one version replaced (None: removed).
+fn with_version(objects: &Objects, old: &PolicyVersion, new: Option<&PolicyVersion>) -> Objects {
+    let me = name(&old.metadata);
+    let mut versions: Vec<PolicyVersion> = objects
+        .versions
+        .iter()
+        .filter(|v| name(&v.metadata) != me)
+        .cloned()
+        .collect();
+    if let Some(new) = new {
+        versions.push(new.clone());
+    }
+    Objects {
+        policies: objects.policies.clone(),
+        versions,
+        attachments: objects.attachments.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pipeline::MonotonicClock;
+    use crate::engine::testing::MocksOnly;
+    use serde_json::json;
+
+    fn policy(name: &str) -> Policy {
+        serde_json::from_value(json!({
+            "apiVersion": "guardrails.dev/v1alpha1", "kind": "Policy",
+            "metadata": {"name": name, "namespace": "ns"}, "spec": {}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn version(policy: &str, v: i64, stage: &str, inherit: Option<&str>) -> PolicyVersion {
+        let mut spec = json!({"policy": policy, "version": v, "stage": stage,
+                              "guardrails": {"add": [format!("g-{policy}")]}});
+        if let Some(p) = inherit {
+            spec["inherit"] = json!(p);
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "guardrails.dev/v1alpha1", "kind": "PolicyVersion",
+            "metadata": {"name": format!("{policy}-v{v}"), "namespace": "ns"},
+            "spec": spec,
+            "status": {"stage": if stage == "Production" { "Production" } else { stage }}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn review<T>(objects: Objects, f: impl FnOnce(&Env<'_>) -> T) -> T {
+        let load = move || objects.clone();
+        let env = Env {
+            load_objects: &load,
+            objects: std::cell::OnceCell::new(),
+            catalog: None,
+            provider: &MocksOnly,
+            clock: &MonotonicClock::default(),
+            budget_seconds: 5.0,
+        };
+        f(&env)
+    }
+
+    fn org() -> Objects {
+        Objects {
+            policies: ["org-baseline", "research", "claims", "other"]
+                .map(policy)
+                .to_vec(),
+            versions: vec![
+                version("org-baseline", 1, "Production", None),
+                version("research", 1, "Production", Some("org-baseline")),
+                version("claims", 2, "Production", Some("research")),
+                version("other", 1, "Production", None),
+            ],
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn deleting_a_parent_names_every_policy_that_leaves_the_gateway() {
+        let d = review(org(), |env| {
+            review_policy(Operation::Delete, Some(&policy("org-baseline")), env)
+        });
+        assert!(d.allowed);
+        let w = d.warnings.join("\n");
+        assert!(
+            w.contains("Deleting Policy 'org-baseline' takes 'claims' and 'research' out of the gateway (they inherit from it)"),
+            "{w}"
+        );
+        assert!(
+            w.contains("inherit: policy 'org-baseline' does not exist"),
+            "{w}"
+        );
+        assert!(!w.contains("'other'"), "{w}");
+        // A policy nobody inherits from: only the usual warning.
+        let d = review(org(), |env| {
+            review_policy(Operation::Delete, Some(&policy("other")), env)
+        });
+        assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn a_rollback_whose_fallback_waits_warns_that_the_policy_leaves() {
+        let mut objects = Objects {
+            policies: ["airline", "hub"].map(policy).to_vec(),
+            versions: vec![
+                version("airline", 5, "Production", None),
+                version("airline", 9, "Production", Some("hub")),
+                version("hub", 1, "Draft", None),
+            ],
+            attachments: Vec::new(),
+        };
+        objects.versions[1].status = None;
+        let old = objects.versions[0].clone();
+        let mut new = old.clone();
+        new.spec.stage = Some(Stage::Published);
+        let d = review(objects.clone(), |env| {
+            review_version(Operation::Update, Some(&new), Some(&old), env)
+        });
+        assert!(d.allowed, "{:?}", d.message);
+        let w = d.warnings.join("\n");
+        assert!(
+            w.contains("Changing spec.stage of PolicyVersion ns/airline-v5 from Production to Published takes 'airline' out of the gateway: 'airline': version 9 waits: inherit: policy 'hub' has no production version yet"),
+            "{w}"
+        );
+        // Deleting it says the same; raising hub's version first would keep airline in.
+        let d = review(objects.clone(), |env| {
+            review_version(Operation::Delete, None, Some(&old), env)
+        });
+        let w = d.warnings.join("\n");
+        assert!(w.contains("version 9 takes over if it is eligible"), "{w}");
+        assert!(
+            w.contains("Deleting PolicyVersion ns/airline-v5 takes 'airline' out of the gateway"),
+            "{w}"
+        );
+        objects.versions[2] = version("hub", 1, "Production", None);
+        let d = review(objects, |env| {
+            review_version(Operation::Update, Some(&new), Some(&old), env)
+        });
+        assert!(
+            d.warnings.iter().all(|w| !w.contains("out of the gateway")),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn an_attachment_to_a_name_with_an_empty_label_is_denied() {
+        let a: PolicyAttachment = serde_json::from_value(json!({
+            "apiVersion": "guardrails.dev/v1alpha1", "kind": "PolicyAttachment",
+            "metadata": {"name": "a", "namespace": "ns"}, "spec": {"policy": "app..eu", "scope": "*"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let d = review(org(), |env| {
+            review_attachment(Operation::Create, Some(&a), None, env)
+        });
+        assert!(!d.allowed);
+        let m = d.message.unwrap_or_default();
+        assert!(
+            m.contains("spec.policy: \"app..eu\" is not a DNS-1123 subdomain"),
+            "{m}"
+        );
+        assert!(m.contains("empty label"), "{m}");
+    }
 }

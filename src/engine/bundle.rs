@@ -41,8 +41,6 @@ pub enum Rejected {
     TooLarge { size: usize },
     #[error("LiteLLM would refuse to start with this bundle ({}); the last good bundle is kept", startup_error(.0))]
     Invalid(Vec<Issue>),
-    #[error("{}; the last good bundle is kept", .0.iter().map(|(p, why)| format!("policy '{p}' would leave the gateway: {why}")).collect::<Vec<_>>().join("; "))]
-    WouldDrop(Vec<(String, String)>),
 }
 
 impl Rejected {
@@ -51,7 +49,6 @@ impl Rejected {
         match self {
             Rejected::TooLarge { .. } => Vec::new(),
             Rejected::Invalid(issues) => issues.iter().map(|i| i.policy_name.clone()).collect(),
-            Rejected::WouldDrop(list) => list.iter().map(|(p, _)| p.clone()).collect(),
         }
     }
 }
@@ -179,27 +176,15 @@ pub fn policy_data(eval: &Evaluation, policy: &str) -> Option<BTreeMap<String, S
     )]))
 }
 
-/// Check a bundle before it replaces the last good one: LiteLLM's start-up validation, the size
-/// limit, and that no policy silently leaves the gateway because a reference broke. `previous`
-/// is the set of policies in the bundle now written; `still_wanted` tells whether a policy still
-/// exists and still asks for production (a policy deleted or rolled back on purpose may go).
+/// Check a bundle before it replaces the last good one: LiteLLM's start-up validation and the
+/// size limit. Nothing else holds a bundle back: it always follows the production set (api.md
+/// §4), so a rollback or a deletion that takes a policy out of production reaches the gateway.
+/// §3 makes a validation failure impossible; one is a bug, reported as `BundleRejected`.
 pub fn check(
     bundle: &Bundle,
     eval: &Evaluation,
     catalog: Option<&BTreeSet<String>>,
-    previous: Option<&BTreeSet<String>>,
-    still_wanted: &dyn Fn(&str) -> bool,
 ) -> Result<(), Rejected> {
-    if let Some(prev) = previous {
-        let dropped: Vec<(String, String)> = prev
-            .iter()
-            .filter(|p| !bundle.policies.contains(*p) && still_wanted(p))
-            .map(|p| (p.clone(), why_not_in_production(eval, p)))
-            .collect();
-        if !dropped.is_empty() {
-            return Err(Rejected::WouldDrop(dropped));
-        }
-    }
     let order: Vec<String> = eval.production.keys().cloned().collect();
     let report = validate_policies(
         &order,
@@ -214,23 +199,4 @@ pub fn check(
         return Err(Rejected::TooLarge { size });
     }
     Ok(())
-}
-
-fn why_not_in_production(eval: &Evaluation, policy: &str) -> String {
-    use super::lifecycle::Promotion;
-    let reasons: Vec<String> = eval
-        .decisions
-        .versions
-        .iter()
-        .filter(|d| d.policy == policy)
-        .filter_map(|d| match &d.promotion {
-            Promotion::Waiting(w) => Some(format!("version {} waits: {w}", d.version)),
-            _ => None,
-        })
-        .collect();
-    if reasons.is_empty() {
-        "no eligible version".to_string()
-    } else {
-        reasons.join("; ")
-    }
 }

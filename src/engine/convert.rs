@@ -17,6 +17,19 @@ pub struct ContentError {
     pub message: String,
 }
 
+/// A JSON value for a message: at most 80 characters.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= 80 {
+        return s;
+    }
+    format!(
+        "{}… ({} characters)",
+        s.chars().take(80).collect::<String>(),
+        s.len()
+    )
+}
+
 /// A version's content in LiteLLM's model.
 pub fn version_content(spec: &PolicyVersionSpec) -> Result<PolicyContent, ContentError> {
     let condition = match &spec.condition {
@@ -31,7 +44,8 @@ pub fn version_content(spec: &PolicyVersionSpec) -> Result<PolicyContent, Conten
                         return Err(ContentError {
                             field: format!("condition.model[{i}]"),
                             message: format!(
-                                "must be a string (a model name or regular expression), got {item}"
+                                "must be a string (a model name or regular expression), got {}",
+                                short(item)
                             ),
                         });
                     };
@@ -42,7 +56,10 @@ pub fn version_content(spec: &PolicyVersionSpec) -> Result<PolicyContent, Conten
             Some(other) => {
                 return Err(ContentError {
                     field: "condition.model".into(),
-                    message: format!("must be a string or a list of strings, got {other}"),
+                    message: format!(
+                        "must be a string or a list of strings, got {}",
+                        short(other)
+                    ),
                 });
             }
         }),

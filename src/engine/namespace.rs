@@ -90,7 +90,19 @@ pub fn checked_content(v: &PolicyVersion) -> (Result<PolicyContent, String>, Vec
     match convert::version_content(&v.spec) {
         Err(e) => (Err(e.to_string()), Vec::new()),
         Ok(c) => {
-            let issues = content_issues(&v.spec.policy, &c);
+            let mut issues = content_issues(&v.spec.policy, &c);
+            if let Some(why) = super::names::dns_subdomain_problem(&v.spec.policy) {
+                issues.insert(
+                    0,
+                    Issue {
+                        policy_name: v.spec.policy.clone(),
+                        error_type: super::validate::ErrorType::InvalidSyntax,
+                        message: format!("{why}; name the Policy's metadata.name"),
+                        field: Some("policy".into()),
+                        value: None,
+                    },
+                );
+            }
             if issues.is_empty() {
                 (Ok(c), issues)
             } else {

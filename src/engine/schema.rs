@@ -99,7 +99,13 @@ fn walk(value: &Value, schema: &JSONSchemaProps, path: &str, out: &mut Vec<Schem
                 && let Ok(re) = regex::Regex::new(p)
                 && !re.is_match(s)
             {
-                err(out, path, format!("{s:?} does not match the pattern {p}"));
+                let msg = match super::names::dns_subdomain_problem(s) {
+                    Some(why) if p == super::names::DNS_SUBDOMAIN_PATTERN => {
+                        format!("{why}; name an existing Policy")
+                    }
+                    _ => format!("{s:?} does not match the pattern {p}"),
+                };
+                err(out, path, msg);
             }
         }
         Value::Number(n) => {

@@ -423,6 +423,27 @@ pub fn policy_status(
                 _ => None,
             })
             .collect();
+        if let Some(broken) = reference_broken(&name, &prev, eval) {
+            // It was in production and left because a reference of that version broke: the
+            // gateway lost it, which a person must know (kstatus: Failed), not a quiet wait.
+            conds.push(cond(
+                READY,
+                false,
+                reasons::REFERENCE_BROKEN,
+                broken.clone(),
+            ));
+            conds.push(cond(STALLED, true, reasons::REFERENCE_BROKEN, broken));
+            conds.extend(extra.iter().cloned());
+            return PolicyStatus {
+                observed_generation: p.metadata.generation,
+                production_version: None,
+                latest_version: list.iter().map(|v| v.version).max(),
+                versions: list,
+                resolved_guardrails: Vec::new(),
+                inheritance_chain: Vec::new(),
+                conditions: merge_conditions(&prev.conditions, conds, p.metadata.generation, now),
+            };
+        }
         conds.push(cond(
             READY,
             false,
@@ -475,6 +496,35 @@ pub fn policy_status(
         inheritance_chain: resolved.map(|r| r.inheritance_chain).unwrap_or_default(),
         conditions: merge_conditions(&prev.conditions, conds, p.metadata.generation, now),
     }
+}
+
+/// Why a policy with no production version left the gateway, when a broken reference took it
+/// out: the version that was in production (per the previous status) still asks for production
+/// but now waits for a reference. Stays so (from the previous `ReferenceBroken` condition)
+/// while the policy has a waiting version and none in production.
+pub fn reference_broken(name: &str, prev: &PolicyStatus, eval: &Evaluation) -> Option<String> {
+    let waiting = |version: Option<i64>| {
+        eval.decisions
+            .versions
+            .iter()
+            .filter(|d| d.policy == name && version.is_none_or(|v| d.version == v))
+            .find_map(|d| match &d.promotion {
+                Promotion::Waiting(why) => Some((d.version, why.clone())),
+                _ => None,
+            })
+    };
+    let was_broken = prev
+        .conditions
+        .iter()
+        .any(|c| c.type_ == STALLED && c.status == "True" && c.reason == reasons::REFERENCE_BROKEN);
+    let (version, why) = match prev.production_version {
+        Some(v) => waiting(Some(v))?,
+        None if was_broken => waiting(None)?,
+        None => return None,
+    };
+    Some(format!(
+        "policy '{name}' left the gateway: version {version} was in production and now waits: {why}"
+    ))
 }
 
 /// The desired status of a PolicyAttachment.

@@ -217,6 +217,17 @@ pub fn content_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
 /// evaluable exactly like Python's `re`.
 pub fn structural_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
     let mut out = Vec::new();
+    if let Some(parent) = policy.parent()
+        && let Some(why) = super::names::dns_subdomain_problem(parent)
+    {
+        out.push(issue(
+            name,
+            ErrorType::InvalidInheritance,
+            format!("{why}; name the parent Policy's metadata.name"),
+            "inherit",
+            Some(&elide(parent)),
+        ));
+    }
     if let Some(Some(cond)) = &policy.condition {
         let patterns = match cond {
             ModelCondition::One(p) => std::slice::from_ref(p),

@@ -98,9 +98,9 @@ pub type CachedCatalog = (
 );
 
 pub struct WebhookState {
-    pub policies: Store<Policy>,
-    pub versions: Store<PolicyVersion>,
-    pub attachments: Store<PolicyAttachment>,
+    pub policies: crate::cache::PolicyStore,
+    pub versions: crate::cache::VersionStore,
+    pub attachments: crate::cache::AttachmentStore,
     pub catalogs: Option<Store<ConfigMap>>,
     pub catalog_name: Option<String>,
     pub provider: ProviderFactory,
@@ -164,12 +164,76 @@ fn op_label(o: &KubeOp) -> &'static str {
 }
 
 fn typed<K: DeserializeOwned>(o: &Option<DynamicObject>) -> Result<Option<K>, String> {
-    match o {
-        None => Ok(None),
-        Some(obj) => serde_json::to_value(obj)
-            .and_then(serde_json::from_value)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+    let Some(obj) = o else {
+        return Ok(None);
+    };
+    let v = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
+/// Just enough of an AdmissionReview to answer it: read without recursion, so a review whose
+/// object nests too deep to decode is still answered with its uid (the API server refuses an
+/// answer without one, and then names no field).
+#[derive(serde::Deserialize)]
+struct Envelope {
+    request: Option<EnvelopeRequest>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeRequest {
+    uid: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// The answer to a body that cannot be decoded: a denial with the request's uid when it has
+/// one, naming the field that nests too deep when that is why.
+fn undecodable(
+    kind: &'static str,
+    body: &[u8],
+    error: &serde_json::Error,
+) -> AdmissionReview<DynamicObject> {
+    let text = String::from_utf8_lossy(body);
+    let reason = match crate::engine::json_depth::too_deep_path(
+        &text,
+        crate::engine::json_depth::MAX_DEPTH - 2,
+    ) {
+        Some(path) => {
+            let field = path
+                .strip_prefix("request.object.")
+                .or_else(|| path.strip_prefix("request.oldObject."))
+                .unwrap_or(&path);
+            format!(
+                "{field}: nested more than {} levels deep; it cannot be read",
+                crate::engine::json_depth::MAX_DEPTH - 2
+            )
+        }
+        None => format!("malformed AdmissionReview: {error}"),
+    };
+    match serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.request)
+    {
+        Some(req) => {
+            let mut resp = AdmissionResponse::invalid(format!(
+                "{kind} {}/{}: {reason}",
+                req.namespace.unwrap_or_default(),
+                req.name
+            ));
+            resp.uid = req.uid;
+            resp.into_review()
+        }
+        None => AdmissionResponse::invalid(reason).into_review(),
     }
 }
 
@@ -254,8 +318,9 @@ pub fn review(
         }
         Err(e) => {
             resp = resp.deny(format!(
-                "cannot read the {} in the AdmissionReview: {e}",
-                kind.label()
+                "{} {ns}/{}: cannot be read: {e}",
+                kind.label(),
+                req.name
             ));
             false
         }
@@ -291,7 +356,7 @@ pub fn review_body(
         Ok(r) => review(state, r, Some(kind)),
         Err(e) => {
             warn!(error = %e, "malformed AdmissionReview");
-            AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}")).into_review()
+            undecodable(kind, body, &e)
         }
     }
 }

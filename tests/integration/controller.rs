@@ -15,7 +15,9 @@ use crate::common::{
 
 const T: Duration = Duration::from_secs(60);
 
-pub use crate::common::operator::{Operator, apply, attachment, http_get, policy, version};
+pub use crate::common::operator::{
+    Operator, apply, apply_output, attachment, http_get, policy, version,
+};
 
 fn stage_of(v: Option<&PolicyVersion>) -> Option<Stage> {
     v.and_then(|v| v.status.as_ref()).and_then(|s| s.stage)
@@ -179,29 +181,58 @@ async fn deleting_a_policy_deletes_its_versions_and_unresolves_attachments() {
     )
     .await;
     let v1 = await_stage(&versions, "p-v1", Stage::Production).await;
-    await_condition(&versions, "p-v2", "owner reference to its Policy", T, |v| {
-        v.is_some_and(|v| {
-            !v.metadata
-                .owner_references
-                .clone()
-                .unwrap_or_default()
-                .is_empty()
-        })
-    })
-    .await;
-    assert_eq!(
+    // No ownerReference and no label written on a version users manage (Argo CD never prunes
+    // an object with an ownerReference); `spec.policy` is a selectable field instead.
+    assert!(
         v1.metadata
-            .labels
+            .owner_references
+            .clone()
             .unwrap_or_default()
-            .get("guardrails.dev/policy")
-            .map(String::as_str),
-        Some("p")
+            .is_empty(),
+        "{:?}",
+        v1.metadata.owner_references
     );
+    assert!(
+        !v1.metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .contains_key("guardrails.dev/policy")
+    );
+    let selected = kubectl_output(&[
+        "get",
+        "grpv",
+        "-n",
+        n,
+        "--field-selector",
+        "spec.policy=p",
+        "-o",
+        "name",
+    ])
+    .await;
+    assert!(selected.success, "{}", selected.stderr);
+    assert_eq!(
+        selected.stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "policyversion.guardrails.dev/p-v1",
+            "policyversion.guardrails.dev/p-v2"
+        ]
+    );
+    // A version applied before its Policy exists is never deleted by the cascade.
+    apply(&version(
+        n,
+        "later",
+        1,
+        "Production",
+        "  guardrails: {add: [g]}\n",
+    ))
+    .await;
     await_bundle(&ns, "p in the bundle", |b| b["policies"].get("p").is_some()).await;
 
     kubectl(&["delete", "policy", "p", "-n", n]).await;
     await_gone(&versions, "p-v1", T).await;
     await_gone(&versions, "p-v2", T).await;
+    assert!(versions.get_opt("later-v1").await.unwrap().is_some());
     let atts: Api<PolicyAttachment> = ns.api();
     await_condition(&atts, "att", "Ready=False PolicyNotFound", T, |a| {
         a.and_then(|a| a.status.as_ref())
@@ -721,4 +752,144 @@ async fn render_prints_exactly_what_the_controller_writes() {
             "{key} differs between render and the controller"
         );
     }
+}
+
+/// An object the operator's types cannot read (stored through an older, looser CRD: a
+/// `condition.model` nested 300 deep) never stops the others: the watch of its kind goes on,
+/// the rest of the namespace converges, and the bad object is reported by name with the field.
+#[tokio::test]
+async fn an_undecodable_object_is_reported_by_name_and_the_namespace_still_converges() {
+    let ns = TestNamespace::new("undecodable").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &[]).await;
+    apply(
+        &(policy(n, "p")
+            + &version(n, "p", 1, "Production", "  guardrails: {add: [g1]}\n")
+            + &attachment(n, "all", "p", "  scope: \"*\"\n")),
+    )
+    .await;
+    await_bundle(&ns, "p in the bundle", |b| b["policies"].get("p").is_some()).await;
+
+    // An older CRD that let condition.model be anything; restored right after.
+    let crd_file = repo_root().join("crds/policyversions.yaml");
+    let strict = std::fs::read_to_string(&crd_file).unwrap();
+    let loose: String = {
+        let mut out = Vec::new();
+        let mut skip_indent: Option<usize> = None;
+        let mut in_model = false;
+        for line in strict.lines() {
+            let indent = line.len() - line.trim_start().len();
+            if let Some(i) = skip_indent {
+                if indent > i {
+                    continue;
+                }
+                skip_indent = None;
+            }
+            let t = line.trim_start();
+            if line == format!("{}model:", " ".repeat(18)) {
+                in_model = true;
+            } else if in_model && indent <= 18 {
+                in_model = false;
+            }
+            if in_model
+                && (t.starts_with("items:")
+                    || t.starts_with("maxProperties:")
+                    || t.starts_with("maxItems:"))
+            {
+                if t == "items:" {
+                    skip_indent = Some(indent);
+                }
+                continue;
+            }
+            out.push(line.to_string());
+        }
+        out.join("\n") + "\n"
+    };
+    assert_ne!(loose, strict, "the loose CRD must differ");
+    let dir = std::env::temp_dir().join(format!("undecodable-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("loose.yaml"), &loose).unwrap();
+    let deep = format!("{}\"x\"{}", "[".repeat(300), "]".repeat(300));
+    let bad = format!(
+        r#"{{"apiVersion":"guardrails.dev/v1alpha1","kind":"PolicyVersion","metadata":{{"name":"bad-v1","namespace":"{n}"}},"spec":{{"policy":"bad","version":1,"stage":"Production","condition":{{"model":{deep}}}}}}}"#
+    );
+    std::fs::write(dir.join("bad.json"), &bad).unwrap();
+    let loose_applied = kubectl_output(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "older-crd",
+        "-f",
+        dir.join("loose.yaml").to_str().unwrap(),
+    ])
+    .await;
+    assert!(loose_applied.success, "{}", loose_applied.stderr);
+    eventually("the older CRD takes the bad object", T, || async {
+        let o = kubectl_output(&["create", "-f", dir.join("bad.json").to_str().unwrap()]).await;
+        if o.success { Ok(()) } else { Err(o.stderr) }
+    })
+    .await;
+    let restored = kubectl_output(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "older-crd",
+        "-f",
+        crd_file.to_str().unwrap(),
+    ])
+    .await;
+    assert!(restored.success, "{}", restored.stderr);
+
+    // The rest of the namespace still converges: a new policy after the bad object.
+    apply(
+        &(policy(n, "q")
+            + &version(n, "q", 1, "Production", "  guardrails: {add: [g2]}\n")
+            + &attachment(n, "q-all", "q", "  scope: \"*\"\n")),
+    )
+    .await;
+    await_bundle(&ns, "p and q in the bundle", |b| {
+        b["policies"].get("p").is_some() && b["policies"].get("q").is_some()
+    })
+    .await;
+    let versions: Api<PolicyVersion> = ns.api();
+    await_stage(&versions, "q-v1", Stage::Production).await;
+    let events = eventually(
+        "an Undecodable event names the object and the field",
+        T,
+        || async {
+            let e = kubectl(&[
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                n,
+                "--field-selector",
+                "regarding.name=bad-v1",
+                "-o",
+                "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+            ])
+            .await;
+            if e.contains("Undecodable: PolicyVersion") && e.contains("spec.condition.model") {
+                Ok(e)
+            } else {
+                Err(e)
+            }
+        },
+    )
+    .await;
+    assert!(events.contains("bad-v1"), "{events}");
+    // It gets no status (the operator cannot decide about what it cannot read).
+    let raw = kubectl(&[
+        "get",
+        "policyversion",
+        "bad-v1",
+        "-n",
+        n,
+        "-o",
+        "jsonpath={.status}",
+    ])
+    .await;
+    assert!(raw.trim().is_empty(), "{raw}");
+    kubectl(&["delete", "policyversion", "bad-v1", "-n", n]).await;
 }

@@ -298,3 +298,169 @@ async fn kstatus_and_argo_health_of_live_objects() {
     assert_eq!(ks[0].status, "InProgress", "{ks:?}");
     assert_eq!(lua::health_of(&scripts, &stale).status, "Progressing");
 }
+
+/// The Argo CD prune checker from `$ARGOCD_PRUNE_CHECK_BIN` (tools/argocd-prune-check).
+fn prune_check_bin() -> PathBuf {
+    match std::env::var_os("ARGOCD_PRUNE_CHECK_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "ARGOCD_PRUNE_CHECK_BIN is not set: run scripts/test-all.sh, or \
+             `export ARGOCD_PRUNE_CHECK_BIN=$(scripts/argocd-prune-check-build.sh)` first"
+        ),
+    }
+}
+
+/// What gitops-engine's cluster cache (`GetManagedLiveObjs`, what Argo CD diffs and prunes)
+/// makes of the namespace's PolicyVersions: name → (managed, ownerReferences).
+async fn argo_managed_versions(ns: &str, app: &str) -> BTreeMap<String, (bool, u64)> {
+    let bin = prune_check_bin();
+    let kubeconfig = crate::common::kubeconfig_path();
+    let out = tokio::process::Command::new(&bin)
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--namespace",
+            ns,
+            "--app",
+            app,
+        ])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                (
+                    x["managed"].as_bool().unwrap(),
+                    x["ownerReferences"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Argo CD can prune every PolicyVersion: after the operator reconciled them, gitops-engine's own
+/// cluster cache counts each one as a managed object of the app (no ownerReference), including
+/// one an earlier release had given an ownerReference (the operator removes it).
+#[tokio::test]
+async fn argo_cd_counts_every_reconciled_version_as_managed_and_prunable() {
+    let ns = TestNamespace::new("argo-prune").await;
+    let n = ns.name.as_str();
+    let app = "policies";
+    // Plain documents in block style so the label slots in under metadata.
+    let block = |kind: &str, name: &str, spec: &str| {
+        format!(
+            "apiVersion: guardrails.dev/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: {n}\n  labels: {{app.kubernetes.io/instance: {app}}}\nspec:\n{spec}---\n"
+        )
+    };
+    let repo = block("Policy", "base", "  description: base\n")
+        + &block("Policy", "leaf", "  description: leaf\n")
+        + &block(
+            "PolicyVersion",
+            "base-v1",
+            "  policy: base\n  version: 1\n  stage: Production\n  guardrails: {add: [g1]}\n",
+        )
+        + &block(
+            "PolicyVersion",
+            "leaf-v1",
+            "  policy: leaf\n  version: 1\n  stage: Production\n  inherit: base\n  guardrails: {add: [g2]}\n",
+        )
+        + &block(
+            "PolicyVersion",
+            "leaf-v2",
+            "  policy: leaf\n  version: 2\n  stage: Draft\n  guardrails: {add: [g3]}\n",
+        )
+        + &block("PolicyAttachment", "all", "  policy: leaf\n  scope: '*'\n");
+    apply(&repo).await;
+
+    // What an earlier release wrote on leaf-v2: an ownerReference to its Policy and the policy
+    // label, by server-side apply as the operator's field manager.
+    let policies: kube::Api<guardrail_operator::api::Policy> = ns.api();
+    let leaf_uid = eventually("the Policy exists", T, || async {
+        policies
+            .get_opt("leaf")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|p| p.metadata.uid)
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let versions: kube::Api<guardrail_operator::api::PolicyVersion> = ns.api();
+    let old_write = serde_json::json!({
+        "apiVersion": "guardrails.dev/v1alpha1", "kind": "PolicyVersion",
+        "metadata": {"name": "leaf-v2", "namespace": n,
+            "labels": {"guardrails.dev/policy": "leaf"},
+            "ownerReferences": [{"apiVersion": "guardrails.dev/v1alpha1", "kind": "Policy", "name": "leaf", "uid": leaf_uid}]},
+    });
+    versions
+        .patch(
+            "leaf-v2",
+            &kube::api::PatchParams::apply("guardrail-operator"),
+            &kube::api::Patch::Apply(&old_write),
+        )
+        .await
+        .unwrap();
+    let before = argo_managed_versions(n, app).await;
+    assert_eq!(
+        before.get("leaf-v2"),
+        Some(&(false, 1)),
+        "the checker must see what Argo CD sees: an owned version is not prunable ({before:?})"
+    );
+
+    let _op = Operator::start(n, &[]).await;
+    eventually(
+        "the operator releases the old ownerReference",
+        T,
+        || async {
+            let v = versions.get("leaf-v2").await.map_err(|e| e.to_string())?;
+            let owners = v.metadata.owner_references.clone().unwrap_or_default();
+            let labels = v.metadata.labels.clone().unwrap_or_default();
+            if owners.is_empty() && !labels.contains_key("guardrails.dev/policy") {
+                Ok(())
+            } else {
+                Err(format!("owners {owners:?}, labels {labels:?}"))
+            }
+        },
+    )
+    .await;
+    eventually("leaf-v1 in production", T, || async {
+        let v = versions.get("leaf-v1").await.map_err(|e| e.to_string())?;
+        match v.status.and_then(|s| s.stage) {
+            Some(guardrail_operator::api::Stage::Production) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let after = argo_managed_versions(n, app).await;
+    let want: BTreeMap<String, (bool, u64)> = ["base-v1", "leaf-v1", "leaf-v2"]
+        .iter()
+        .map(|v| (v.to_string(), (true, 0)))
+        .collect();
+    assert_eq!(
+        after, want,
+        "every version is managed by the app and prunable"
+    );
+    // The user's tracking label survives the operator's writes.
+    for v in versions.list(&Default::default()).await.unwrap() {
+        assert_eq!(
+            v.metadata
+                .labels
+                .unwrap_or_default()
+                .get("app.kubernetes.io/instance")
+                .map(String::as_str),
+            Some(app)
+        );
+    }
+}

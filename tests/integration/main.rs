@@ -18,6 +18,7 @@ mod chart;
 mod common;
 mod controller;
 mod gitops;
+mod gitops_follow;
 mod readme;
 // mod reliability;
 mod security;

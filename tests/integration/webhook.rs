@@ -2,16 +2,16 @@
 //! ValidatingWebhookConfiguration registers it by URL, and `kubectl apply` (with and without
 //! `--dry-run=server`) shows its denials and warnings as a user sees them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guardrail_operator::api::{PolicyVersion, Stage};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
 use crate::common::{
-    TestNamespace, await_condition, eventually, kubectl, kubectl_output, pki_file,
+    TestNamespace, await_condition, eventually, kubectl, kubectl_output, pki_file, repo_root,
 };
-use crate::controller::{Operator, apply, attachment, http_get, policy, version};
+use crate::controller::{Operator, apply, apply_output, attachment, http_get, policy, version};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -610,6 +610,43 @@ async fn hostile_manifests_through_kubectl_apply_each_with_a_clear_message() {
             "spec.stage cannot go back to Draft",
         ),
         (
+            "empty DNS label in spec.policy (schema)",
+            version(n, "p", 2, "Draft", "").replace("policy: p\n", "policy: app..eu\n"),
+            "spec.policy: Invalid value: \"app..eu\"",
+        ),
+        (
+            "empty DNS label in inherit (schema)",
+            version(n, "p", 2, "Draft", "  inherit: base..eu\n"),
+            "spec.inherit: Invalid value: \"base..eu\"",
+        ),
+        (
+            "empty DNS label in an attachment's policy (schema)",
+            format!(
+                "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {{name: a-eu, namespace: {n}}}\nspec: {{policy: app..eu, scope: '*'}}\n"
+            ),
+            "spec.policy: Invalid value: \"app..eu\"",
+        ),
+        (
+            "condition.model as a map (schema)",
+            version(n, "p", 2, "Draft", "  condition: {model: {a: b}}\n"),
+            "spec.condition.model",
+        ),
+        (
+            "condition.model lists nested 300 deep (schema)",
+            version(
+                n,
+                "p",
+                2,
+                "Draft",
+                &format!(
+                    "  condition: {{model: {}x{}}}\n",
+                    "[".repeat(300),
+                    "]".repeat(300)
+                ),
+            ),
+            "spec.condition.model",
+        ),
+        (
             "version number reused (webhook)",
             version(n, "p", 1, "Draft", "").replace("name: p-v1,", "name: p-v1-copy,"),
             "version numbers are unique per policy: use spec.version 2",
@@ -667,4 +704,148 @@ async fn hostile_manifests_through_kubectl_apply_each_with_a_clear_message() {
             .is_some_and(|s| s.resolved_guardrails.len() == 60)
     })
     .await;
+}
+
+/// The bundle follows the production set on `examples/policy-repo` (api.md §4): lowering
+/// `research-v1` to Published takes `research` out of the bundle within the debounce (its
+/// Draft v2 cannot take over), and deleting `org-baseline` warns, naming `research`, and takes
+/// both out; status and gateway agree at every step.
+#[tokio::test]
+async fn rollback_and_parent_deletion_reach_the_bundle_with_warnings_naming_who_leaves() {
+    let ns = TestNamespace::new("follows-git").await;
+    let n = ns.name.as_str();
+    let (_op, _reg, _port) = start_with(&ns, &["--catalog-configmap", "guardrail-catalog"]).await;
+    let repo = repo_root().join("examples/policy-repo");
+    let mut all = String::new();
+    for f in crate::common::yaml_files(&repo) {
+        all.push_str(
+            &std::fs::read_to_string(f)
+                .unwrap()
+                .replace("namespace: llm-gateway", &format!("namespace: {n}")),
+        );
+        all.push_str("\n---\n");
+    }
+    apply_ok(&all, false).await;
+    let cms: Api<ConfigMap> = ns.api();
+    let bundle_policies = || async {
+        let cm = cms.get_opt("guardrail-gateway-config").await.unwrap();
+        let data = cm.and_then(|c| c.data).unwrap_or_default();
+        let resolved: serde_json::Value = serde_json::from_str(
+            data.get("resolved.json")
+                .map(String::as_str)
+                .unwrap_or("{}"),
+        )
+        .unwrap();
+        resolved["policies"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    eventually("all four policies in the bundle", T, || async {
+        let p = bundle_policies().await;
+        if p.len() == 4 {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+
+    // Roll research back: v1 to Published; v2 is a Draft, so research leaves the gateway.
+    let research_v1 = std::fs::read_to_string(repo.join("20-research-team.yaml"))
+        .unwrap()
+        .replace("namespace: llm-gateway", &format!("namespace: {n}"))
+        .split("\n---")
+        .find(|d| d.contains("name: research-v1,"))
+        .unwrap()
+        .replace("stage: Production", "stage: Published");
+    let out = apply_output(&research_v1, &[]).await;
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("takes 'research' out of the gateway"),
+        "the rollback names the policy that leaves:\n{}",
+        out.stderr
+    );
+    let started = Instant::now();
+    eventually("research leaves the bundle", T, || async {
+        let p = bundle_policies().await;
+        if p.contains(&"research".to_string()) {
+            Err(format!("{p:?}"))
+        } else {
+            Ok(p)
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("rollback reached the bundle in {took:?}");
+    let policies: Api<guardrail_operator::api::Policy> = ns.api();
+    let research = policies.get("research").await.unwrap();
+    assert_eq!(research.status.and_then(|s| s.production_version), None);
+
+    // Put research back, then delete its parent: a warning names research, both leave.
+    apply_ok(
+        &research_v1.replace("stage: Published", "stage: Production"),
+        false,
+    )
+    .await;
+    eventually("research back in the bundle", T, || async {
+        let p = bundle_policies().await;
+        if p.contains(&"research".to_string()) {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+    let out = kubectl_output(&["delete", "policy", "org-baseline", "-n", n]).await;
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Deleting Policy 'org-baseline' takes 'research' out of the gateway (it inherits from it)"),
+        "{}",
+        out.stderr
+    );
+    eventually("org-baseline and research leave the bundle", T, || async {
+        let p = bundle_policies().await;
+        if p == vec!["claude-audit".to_string(), "gated".to_string()] {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+    await_condition(
+        &policies,
+        "research",
+        "Stalled=True ReferenceBroken naming the parent",
+        T,
+        |p| {
+            p.and_then(|p| p.status.as_ref()).is_some_and(|s| {
+                s.production_version.is_none()
+                    && s.conditions.iter().any(|c| {
+                        c.type_ == "Stalled"
+                            && c.status == "True"
+                            && c.reason == "ReferenceBroken"
+                            && c.message.contains("org-baseline")
+                    })
+            })
+        },
+    )
+    .await;
+    let events = kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        n,
+        "--field-selector",
+        "regarding.name=research",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+    ])
+    .await;
+    assert!(
+        events
+            .lines()
+            .any(|l| l.starts_with("ReferenceBroken: ") && l.contains("org-baseline")),
+        "{events}"
+    );
 }

@@ -60,6 +60,39 @@ fn render(dir: &Path, repo: &Repo, ns: &str) -> Data {
     serde_json::from_value(v["data"].clone()).unwrap()
 }
 
+/// `guardrail-operator render` of the objects now in the cluster (as the API server returns
+/// them): what the bundle must equal once the operator converged (api.md §4).
+async fn render_live(dir: &Path, client: &Client, ns: &str) -> Data {
+    let mut docs = String::new();
+    for (_, items) in objects(client, ns).await.unwrap() {
+        for o in items {
+            docs.push_str(&serde_json::to_string(&o).unwrap());
+            docs.push_str("\n---\n");
+        }
+    }
+    let file = dir.join(format!("live-{ns}.yaml"));
+    std::fs::write(&file, docs).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
+        .args([
+            "render",
+            "-f",
+            file.to_str().unwrap(),
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "render of the live objects: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(v["data"].clone()).unwrap()
+}
+
 async fn apply_change(dir: &Path, repo: &Repo, change: &Change, ns: &str) {
     for d in &change.delete {
         kubectl(&["delete", d, "-n", ns, "--ignore-not-found", "--wait=false"]).await;
@@ -323,6 +356,16 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
         calm_op.stop().await;
     }
     let elapsed = started.elapsed();
+    // The final bundle is `render` of the objects in the cluster now, in both namespaces.
+    for ns in [&a, &b] {
+        let live = render_live(&dir, &client, ns).await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let data = cms.get(BUNDLE).await.unwrap().data.unwrap_or_default();
+        assert!(
+            data == live,
+            "{ns}: the final bundle is not `render` of the objects in the cluster"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     watch.abort();
 

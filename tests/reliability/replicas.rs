@@ -220,9 +220,17 @@ async fn two_replicas_and_a_busy_user_lose_nothing_and_do_not_flap() {
                 );
             }
             assert_eq!(
-                l.get("guardrails.dev/policy").map(String::as_str),
-                Some(p.as_str()),
-                "{p}-v{k}: the operator's label"
+                l.get("guardrails.dev/policy"),
+                None,
+                "{p}-v{k}: the operator writes no label on objects users manage"
+            );
+            assert!(
+                v.metadata
+                    .owner_references
+                    .clone()
+                    .unwrap_or_default()
+                    .is_empty(),
+                "{p}-v{k}: the operator writes no ownerReference on objects users manage"
             );
         }
     }
