@@ -327,13 +327,6 @@ fn delete_version_warnings(old: &PolicyVersion, env: &Env<'_>) -> Decision {
         return Decision::allow(Vec::new());
     }
     let policy = &old.spec.policy;
-    let leaving = leaving_warning(
-        &format!("Deleting {}", label(old)),
-        env.objects(),
-        &with_version(env.objects(), old, None),
-        env.catalog,
-        None,
-    );
     let next = env
         .objects()
         .versions
@@ -346,18 +339,25 @@ fn delete_version_warnings(old: &PolicyVersion, env: &Env<'_>) -> Decision {
         .map(|v| v.spec.version)
         .max();
     let mut warnings = Vec::new();
-    match (in_production, next, &leaving) {
-        (true, Some(n), _) => warnings.push(format!(
+    match (in_production, next) {
+        (true, Some(n)) => warnings.push(format!(
             "{} is the production version of policy '{policy}'; version {n} takes over if it is eligible",
             label(old)
         )),
-        (true, None, None) => warnings.push(format!(
+        (true, None) => warnings.push(format!(
             "{} is the production version of policy '{policy}' and no other version asks for production: the policy leaves the gateway and its attachments become unresolved",
             label(old)
         )),
         _ => {}
     }
-    warnings.extend(leaving);
+    // Who else leaves (children without their parent, or this policy when its fallback waits).
+    warnings.extend(leaving_warning(
+        &format!("Deleting {}", label(old)),
+        env.objects(),
+        &with_version(env.objects(), old, None),
+        env.catalog,
+        (in_production && next.is_none()).then_some(policy.as_str()),
+    ));
     Decision::allow(warnings)
 }
 
@@ -544,7 +544,7 @@ pub fn leaving_warning(
     Some(format!(
         "{what} takes {} out of the gateway{}: {}",
         quoted_list(&names),
-        if inherit && skip.is_some() {
+        if inherit && what.starts_with("Deleting Policy ") {
             format!(" ({verb} from it)")
         } else {
             String::new()
