@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::{Policy, PolicyAttachment, PolicyVersion};
+use crate::engine::catalog::{Catalog, CatalogError};
 use crate::engine::namespace::Objects;
 
 /// An object of kind `K` as the API server returned it: decoded, or — when `K` refuses it —
@@ -188,25 +189,13 @@ pub fn catalog(
     store: &Store<k8s_openapi::api::core::v1::ConfigMap>,
     name: &str,
     ns: &str,
-) -> Result<Option<crate::engine::catalog::Catalog>, String> {
-    let Some(cm) = store
+) -> Result<Option<Catalog>, CatalogError> {
+    store
         .state()
         .into_iter()
         .find(|c| c.namespace().as_deref() == Some(ns) && c.name_any() == name)
-    else {
-        return Ok(None);
-    };
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get("guardrails.yaml").or_else(|| d.values().next()))
-        .cloned()
-        .unwrap_or_default();
-    let value: serde_json::Value = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("ConfigMap {ns}/{name}: not valid YAML: {e}"))?;
-    crate::engine::catalog::Catalog::from_value(&value)
-        .map(Some)
-        .map_err(|e| format!("ConfigMap {ns}/{name}: {e}"))
+        .map(|cm| Catalog::from_configmap(&cm))
+        .transpose()
 }
 
 #[cfg(test)]

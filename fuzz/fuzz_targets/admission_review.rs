@@ -12,6 +12,7 @@
 
 use std::sync::LazyLock;
 
+use guardrail_operator::cache::Decoded;
 use guardrail_operator::cli::manifests::{Manifests, parse_into};
 use guardrail_operator::webhook::{self, AdmissionMetrics, WebhookState};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -33,9 +34,9 @@ struct Fixture {
     state: WebhookState,
     // The writers own the stores' contents; kept alive for the whole run.
     _writers: (
-        reflector::store::Writer<guardrail_operator::api::Policy>,
-        reflector::store::Writer<guardrail_operator::api::PolicyVersion>,
-        reflector::store::Writer<guardrail_operator::api::PolicyAttachment>,
+        reflector::store::Writer<Decoded<guardrail_operator::api::Policy>>,
+        reflector::store::Writer<Decoded<guardrail_operator::api::PolicyVersion>>,
+        reflector::store::Writer<Decoded<guardrail_operator::api::PolicyAttachment>>,
         reflector::store::Writer<ConfigMap>,
     ),
 }
@@ -52,13 +53,13 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let (attachments, mut wa) = reflector::store();
     let (catalogs, mut wc) = reflector::store();
     for o in objects.policies {
-        wp.apply_watcher_event(&watcher::Event::Apply(o));
+        wp.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
     }
     for o in objects.versions {
-        wv.apply_watcher_event(&watcher::Event::Apply(o));
+        wv.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
     }
     for o in objects.attachments {
-        wa.apply_watcher_event(&watcher::Event::Apply(o));
+        wa.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
     }
     let mut cm: ConfigMap = serde_saphyr::from_str(CATALOG).expect("the example catalog parses");
     cm.metadata.resource_version = Some("1".into());

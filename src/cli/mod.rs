@@ -394,10 +394,9 @@ pub fn read_catalog(path: Option<&str>) -> Result<Option<Catalog>, Failure> {
         .map_err(|e| Failure::usage(format!("--catalog {path}: not valid YAML: {e}")))?;
     // A ConfigMap holding the list (and category files) is accepted too.
     if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
-        let data: std::collections::BTreeMap<String, String> =
-            serde_json::from_value(value.get("data").cloned().unwrap_or_default())
-                .unwrap_or_default();
-        return Catalog::from_configmap_data(data)
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(value)
+            .map_err(|e| Failure::usage(format!("--catalog {path}: not a ConfigMap: {e}")))?;
+        return Catalog::from_configmap(&cm)
             .map(Some)
             .map_err(|e| Failure::usage(format!("--catalog {path}: {e}")));
     }

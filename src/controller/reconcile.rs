@@ -100,7 +100,7 @@ impl Context {
         }
     }
 
-    fn catalog(&self, ns: &str) -> Result<Option<Catalog>, String> {
+    fn catalog(&self, ns: &str) -> Result<Option<Catalog>, crate::engine::catalog::CatalogError> {
         match &self.config.catalog_name {
             None => Ok(None),
             Some(name) => crate::cache::catalog(&self.catalogs, name, ns),
