@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
-use guardrail_operator::controller::metrics::Metrics;
-use guardrail_operator::webhook::{self, WebhookState, certs};
+use guardrail_operator::providers;
+use guardrail_operator::webhook::{self, AdmissionMetrics, WebhookState, certs};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use kube::runtime::reflector;
@@ -132,14 +132,14 @@ async fn main() {
     let (policies, _w1) = reflector::store();
     let (versions, _w2) = reflector::store();
     let (attachments, _w3) = reflector::store();
-    let metrics_check = Metrics::default().admission;
+    let metrics_check = AdmissionMetrics::register(&mut Default::default());
     let state = Arc::new(WebhookState {
         policies,
         versions,
         attachments,
         catalogs: None,
         catalog_name: None,
-        provider: webhook::mocks_only(),
+        provider: providers::mocks_only(),
         metrics: metrics_check.clone(),
         budget_seconds: 2.0,
         catalog_cache: Default::default(),

@@ -73,7 +73,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             attachments,
             catalogs: Some(catalogs),
             catalog_name,
-            provider: webhook::default_provider(),
+            provider: guardrail_operator::providers::default_provider(),
             metrics: AdmissionMetrics::register(&mut registry),
             budget_seconds: 2.0,
             catalog_cache: Default::default(),

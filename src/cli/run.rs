@@ -1,11 +1,13 @@
-//! `run`: start the controller.
+//! `run`: start the operator (the controller and the webhook, see `crate::runtime`).
 
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
 use super::{Failure, LogFormat, RunArgs};
-use crate::controller::{self, CertSource, Config, LeaseOptions, RunOptions, WebhookOptions};
+use crate::controller::Config;
+use crate::runtime::{self, LeaseOptions, RunOptions};
+use crate::webhook::{CertSource, WebhookOptions};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
@@ -91,12 +93,10 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
             ),
             code: 1,
         })?;
-        controller::run(client, opts, None)
-            .await
-            .map_err(|e| Failure {
-                message: e.to_string(),
-                code: 1,
-            })
+        runtime::run(client, opts, None).await.map_err(|e| Failure {
+            message: e.to_string(),
+            code: 1,
+        })
     })?;
     Ok(0)
 }

@@ -17,7 +17,7 @@ use crate::engine::testing::{GuardrailProvider, TestOutcome, run_tests};
 /// The guardrails that run for real offline, from the catalog: the one place the CLI, the
 /// controller and the webhook get them from.
 pub fn provider(catalog: Option<&Catalog>) -> Arc<dyn GuardrailProvider + Send + Sync> {
-    (crate::webhook::default_provider())(catalog)
+    (crate::providers::default_provider())(catalog)
 }
 
 /// One test's result in `-o json` (api.md §7).

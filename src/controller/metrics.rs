@@ -1,8 +1,6 @@
 //! Prometheus metrics (prometheus-client) with bounded labels: controller stage names and
 //! static error names, never object names.
 
-use std::sync::Arc;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,30 +24,31 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
-/// The operator's metrics.
+/// The controller's metrics (registered by the runtime in its registry, prefix `guardrail_`).
 #[derive(Clone)]
 pub struct Metrics {
-    pub registry: Arc<Registry>,
     pub reconciles: Counter,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
     pub versions_by_stage: Family<StageLabels, Gauge>,
     pub writes: Family<ResultLabels, Counter>,
     pub bundle_bytes: Gauge,
-    pub leader: Gauge,
-    pub admission: crate::webhook::AdmissionMetrics,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("guardrail");
+        Metrics::register(&mut Registry::default())
+    }
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
         let reconciles = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let versions_by_stage = Family::<StageLabels, Gauge>::default();
         let writes = Family::<ResultLabels, Counter>::default();
         let bundle_bytes = Gauge::default();
-        let leader = Gauge::default();
         registry.register(
             "reconcile_runs",
             "Namespace reconciles run",
@@ -80,31 +79,13 @@ impl Default for Metrics {
             "Size of the largest gateway bundle written",
             bundle_bytes.clone(),
         );
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader lease",
-            leader.clone(),
-        );
-        let admission = crate::webhook::AdmissionMetrics::register(&mut registry);
         Metrics {
-            admission,
-            registry: Arc::new(registry),
             reconciles,
             errors,
             duration,
             versions_by_stage,
             writes,
             bundle_bytes,
-            leader,
         }
-    }
-}
-
-impl Metrics {
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
     }
 }

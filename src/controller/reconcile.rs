@@ -48,7 +48,7 @@ pub struct Context {
     pub catalogs: Store<ConfigMap>,
     pub recorder: Recorder,
     pub metrics: Metrics,
-    pub provider: crate::webhook::ProviderFactory,
+    pub provider: crate::providers::ProviderFactory,
     /// The Policies each namespace had at its last reconcile (for the delete cascade).
     pub seen_policies: SeenPolicies,
     /// Objects reported as undecodable (uid, resourceVersion), so each is reported once.

@@ -3,6 +3,9 @@
 //! `engine::admission`, so the webhook, the controller and the CLI share one implementation.
 
 pub mod certs;
+pub mod tls;
+
+pub use tls::{CertSource, WebhookOptions, server_config};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +36,8 @@ use crate::engine::admission::{self, Decision, Env, Operation};
 use crate::engine::catalog::Catalog;
 use crate::engine::namespace::Objects;
 use crate::engine::pipeline::MonotonicClock;
-use crate::engine::testing::{GuardrailProvider, MocksOnly};
+use crate::engine::testing::GuardrailProvider;
+use crate::providers::ProviderFactory;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -48,10 +52,6 @@ pub struct DurationLabels {
     pub kind: &'static str,
     pub operation: &'static str,
 }
-
-/// Builds the guardrails that run for real in tests from a namespace's catalog.
-pub type ProviderFactory =
-    Arc<dyn Fn(Option<&Catalog>) -> Arc<dyn GuardrailProvider + Send + Sync> + Send + Sync>;
 
 /// Admission metrics.
 #[derive(Clone)]
@@ -384,26 +384,6 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .with_state(state)
 }
 
-/// A rustls server configuration: TLS 1.3 and 1.2 (AEAD suites only, from the aws-lc-rs
-/// provider), the given certificate.
-pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls.crt: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls.key: {e}"))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not match or are unsupported: {e}"))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
 /// Serve the webhook until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
@@ -421,50 +401,4 @@ pub async fn serve(
         .handle(handle)
         .serve(router(state).into_make_service())
         .await
-}
-
-/// The guardrails that run for real in tests, from a namespace's catalog — used by the
-/// controller, the webhook and the CLI alike: `litellm_content_filter` entries run for real,
-/// everything else needs a mock. Built guardrails are cached by catalog content, so the
-/// admission hot path compiles nothing.
-pub fn default_provider() -> ProviderFactory {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    type Built = Arc<dyn GuardrailProvider + Send + Sync>;
-    let cache: Arc<Mutex<HashMap<String, Built>>> = Arc::default();
-    Arc::new(move |catalog: Option<&Catalog>| -> Built {
-        let Some(catalog) = catalog else {
-            return Arc::new(MocksOnly);
-        };
-        let key = format!(
-            "{:?}",
-            (
-                catalog.entries.iter().map(|e| &e.raw).collect::<Vec<_>>(),
-                &catalog.files
-            )
-        );
-        if let Ok(c) = cache.lock()
-            && let Some(p) = c.get(&key)
-        {
-            return p.clone();
-        }
-        let data = crate::engine::content_filter::CategoryData::from_texts(
-            catalog.files.iter().map(|(k, v)| (k.clone(), v.clone())),
-        );
-        let built: Built = Arc::new(crate::engine::content_filter::CatalogGuardrails::new(
-            catalog, &data,
-        ));
-        if let Ok(mut c) = cache.lock() {
-            if c.len() >= 32 {
-                c.clear();
-            }
-            c.insert(key, built.clone());
-        }
-        built
-    })
-}
-
-/// A factory where every guardrail needs a mock.
-pub fn mocks_only() -> ProviderFactory {
-    Arc::new(|_| Arc::new(MocksOnly))
 }

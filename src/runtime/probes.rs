@@ -1,4 +1,4 @@
-//! /metrics, /healthz and /readyz.
+//! The probe server: /metrics, /healthz and /readyz.
 
 use std::sync::Arc;
 
@@ -7,11 +7,11 @@ use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::metrics::Metrics;
+use prometheus_client::registry::Registry;
 
 #[derive(Clone)]
 pub struct State {
-    pub metrics: Metrics,
+    pub registry: Arc<Registry>,
     /// Set once every cache has synced.
     pub ready: Arc<tokio::sync::OnceCell<()>>,
 }
@@ -32,7 +32,11 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.render(),
+        {
+            let mut out = String::new();
+            let _ = prometheus_client::encoding::text::encode(&mut out, &s.registry);
+            out
+        },
     )
 }
 

@@ -11,7 +11,8 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use tracing::warn;
 
-use super::{CertSource, RunOptions};
+use super::RunOptions;
+use crate::webhook::CertSource;
 
 /// One permission: `verb` on `resource` (with `subresource`, `name`) in `namespace`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,7 +229,9 @@ pub fn describe(missing: &[Permission], user: Option<&str>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::controller::{Config, LeaseOptions, WebhookOptions};
+    use crate::controller::Config;
+    use crate::runtime::LeaseOptions;
+    use crate::webhook::WebhookOptions;
     use std::time::Duration;
 
     fn opts() -> RunOptions {

@@ -1,0 +1,164 @@
+//! The shared caches: one reflector per kind, read by the controller and the webhook alike,
+//! and the stream of namespaces whose objects changed.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+use tracing::warn;
+
+use super::backoff;
+use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::api::{Policy, PolicyAttachment, PolicyVersion};
+use crate::cache::{AttachmentStore, Decoded, PolicyStore, VersionStore};
+
+/// What the caches watch.
+pub struct Scope<'a> {
+    /// One namespace, or all.
+    pub namespace: Option<&'a str>,
+    /// The guardrail catalog ConfigMap's name (none: no catalog).
+    pub catalog_name: Option<&'a str>,
+    /// The gateway Deployment whose rollouts re-queue its namespace.
+    pub gateway_deployment: Option<&'a str>,
+}
+
+/// The caches, filled by the streams in [`Caches::events`].
+pub struct Caches {
+    pub policies: PolicyStore,
+    pub versions: VersionStore,
+    pub attachments: AttachmentStore,
+    /// ConfigMaps the operator wrote (label-selected).
+    pub configmaps: Store<ConfigMap>,
+    /// Guardrail catalog ConfigMaps (selected by name; empty without a catalog).
+    pub catalogs: Store<ConfigMap>,
+    /// Set once every cache has synced.
+    pub ready: Arc<OnceCell<()>>,
+}
+
+/// The namespaces each change concerns. Polling it drives every watch.
+pub type Events = Pin<Box<dyn Stream<Item = Vec<String>> + Send>>;
+
+/// Drop what the caches never read (managed fields, kubectl's last-applied copy): at 10,000
+/// objects this is most of the operator's memory.
+fn slim<K: ResourceExt>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    o.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// Turn each watch event into the namespace to queue.
+fn namespaces_of<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Vec<String>> + Send
+where
+    K: ResourceExt + Clone + Send + 'static,
+{
+    stream.filter_map(|ev| async move {
+        match ev {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
+            ) => Some(o.namespace().into_iter().collect()),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(error = %e, "watch error; retrying");
+                None
+            }
+        }
+    })
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A reflector-backed watch of `api`, its events as namespaces.
+fn cached<K>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    cfg: watcher::Config,
+) -> impl Stream<Item = Vec<String>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    namespaces_of(
+        reflector::reflector(writer, watcher(api, cfg).modify(slim)).backoff(backoff::watch()),
+    )
+}
+
+impl Caches {
+    /// Start watching (the watches run while the returned stream is polled).
+    pub fn start(client: &Client, scope: &Scope<'_>) -> (Caches, Events) {
+        let ns = scope.namespace;
+        // Watches are re-established at least every minute: a connection that silently stops
+        // delivering (a network black hole, not a reset) is noticed within ~65 s, not kube's
+        // 295 s.
+        let cfg = watcher::Config::default().timeout(60);
+        let (policies, pw) = reflector::store::<Decoded<Policy>>();
+        let (versions, vw) = reflector::store::<Decoded<PolicyVersion>>();
+        let (attachments, aw) = reflector::store::<Decoded<PolicyAttachment>>();
+        let (configmaps, cw) = reflector::store::<ConfigMap>();
+        let (catalogs, kw) = reflector::store::<ConfigMap>();
+        let owned = cfg
+            .clone()
+            .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+        let mut streams: Vec<Events> = vec![
+            Box::pin(cached(pw, api(client, ns), cfg.clone())),
+            Box::pin(cached(vw, api(client, ns), cfg.clone())),
+            Box::pin(cached(aw, api(client, ns), cfg.clone())),
+            Box::pin(cached(cw, api(client, ns), owned)),
+        ];
+        if let Some(name) = scope.catalog_name {
+            let by_name = cfg.clone().fields(&format!("metadata.name={name}"));
+            streams.push(Box::pin(cached(kw, api(client, ns), by_name)));
+        }
+        if let Some(name) = scope.gateway_deployment {
+            let by_name = cfg.clone().fields(&format!("metadata.name={name}"));
+            let rollouts = namespaces_of(
+                watcher(api::<Deployment>(client, ns), by_name).backoff(backoff::watch()),
+            );
+            streams.push(Box::pin(rollouts));
+        }
+        let ready = Arc::new(OnceCell::new());
+        let caches = Caches {
+            policies,
+            versions,
+            attachments,
+            configmaps,
+            catalogs,
+            ready: ready.clone(),
+        };
+        let (p, v, a, c, k) = (
+            caches.policies.clone(),
+            caches.versions.clone(),
+            caches.attachments.clone(),
+            caches.configmaps.clone(),
+            scope.catalog_name.map(|_| caches.catalogs.clone()),
+        );
+        tokio::spawn(async move {
+            let _ = p.wait_until_ready().await;
+            let _ = v.wait_until_ready().await;
+            let _ = a.wait_until_ready().await;
+            let _ = c.wait_until_ready().await;
+            if let Some(k) = k {
+                let _ = k.wait_until_ready().await;
+            }
+            let _ = ready.set(());
+        });
+        (caches, Box::pin(futures::stream::select_all(streams)))
+    }
+}
