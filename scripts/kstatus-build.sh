@@ -1,38 +1,19 @@
 #!/usr/bin/env bash
 # Build the kstatus checker (tools/kstatus-check: sigs.k8s.io/cli-utils kstatus on stdin
-# objects) or reuse a cached binary, and print only the binary's path on stdout. Build
-# output goes to stderr. Modelled on scripts/testcp-build.sh.
+# objects) or reuse a cached binary, and print only the binary's path on stdout. Build output
+# goes to stderr.
 #
-# Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/guardrail-operator/kstatus/<key>/kstatus-check
-# where <key> hashes every build input (go.mod, go.sum, *.go with their names, go version,
-# GOOS/GOARCH, ldflags and this script). GOCACHE and GOMODCACHE stay at their defaults.
+# Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/guardrail-operator/kstatus/<key>/kstatus-check, where
+# <key> hashes every build input (go.mod, go.sum, *.go with their names, go version,
+# GOOS/GOARCH, ldflags and the recipe stamp below); see scripts/lib/go-cached-build.sh.
 set -euo pipefail
-self=$(readlink -f "$0")
-root=$(cd "$(dirname "$self")/.." && pwd)
-cd "$root/tools/kstatus-check"
-command -v go >/dev/null || { echo "kstatus-build: Go 1.26 is required (go not found on PATH)" >&2; exit 1; }
-export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false -mod=readonly"
-ld="-s -w"
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source-path=SCRIPTDIR source=lib/go-cached-build.sh
+. "$here/lib/go-cached-build.sh"
+cd "$here/../tools/kstatus-check"
+gcb_setup kstatus-build -mod=readonly
 
-key=$( { find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
-           | LC_ALL=C sort -z | xargs -0 sha256sum
-         go version; go env GOOS GOARCH; echo "$ld"; sha256sum <"$self"; } | sha256sum | cut -c1-16 )
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/guardrail-operator/kstatus"
-out="$cache/$key/kstatus-check"
-if [ ! -x "$out" ]; then
-  mkdir -p "$cache/$key"
-  exec 9>"$cache/.lock"
-  flock 9                                   # one build at a time
-  if [ ! -x "$out" ]; then                  # someone else may have built it meanwhile
-    echo "kstatus-build: building sigs.k8s.io/cli-utils kstatus checker into $out (cold: ~1-2 min)" >&2
-    start=$SECONDS
-    trap 'rm -f "$out.partial.$$"' EXIT
-    go build -trimpath -ldflags "$ld" -o "$out.partial.$$" . >&2
-    mv -f "$out.partial.$$" "$out"          # never leave a half-written binary
-    trap - EXIT
-    echo "kstatus-build: built in $((SECONDS - start))s" >&2
-  fi
-  exec 9>&-
-fi
-echo "$out"
+# Recipe stamp: change it when the build changes in a way the key does not see.
+recipe=9ea53a32ec4c8ec96f40b9a6428693c87ad0d02c370682c4d42c78bb4838abe0
+gcb_build_module kstatus kstatus-check "-s -w" "$recipe" \
+  "sigs.k8s.io/cli-utils kstatus checker" "~1-2 min"
