@@ -9,11 +9,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-use guardrail_operator::engine::content_filter::{
-    CategoryData, ContentFilter, PREBUILT, PyRegex, pychar,
-};
+use guardrail_operator::engine::content_filter::{CategoryData, ContentFilter, PREBUILT};
 use guardrail_operator::engine::model::PipelineMode;
 use guardrail_operator::engine::pipeline::{Message, Request, Rewrite, Verdict};
+use guardrail_operator::engine::pyre::{PyRegex, pychar};
 use serde_json::{Value, json};
 
 fn cases() -> &'static Value {
