@@ -1,5 +1,6 @@
-//! Bytes → the Python-`re`-compatible model-condition pattern (`engine::pyregex::ModelPattern`:
-//! Python's grammar parsed and translated into a Rust regex) → matched against model names
+//! Bytes → the Python-`re`-compatible model-condition pattern (`engine::pyregex::ModelPattern`
+//! on `engine::pyre`: Python's grammar, the regex crate where the translation is exact, the
+//! memoised backtracking matcher elsewhere) → matched against model names
 //! through `engine::condition`, as a policy's `condition: {model: ...}` is evaluated.
 //!
 //! Input (UTF-8, lossily): the pattern, then model names, separated by NUL bytes. More model
@@ -7,10 +8,11 @@
 //! names, a long backtracking bait).
 //!
 //! Sane output: a pattern always matches itself (LiteLLM compares by equality first); the
-//! condition evaluators agree with the pattern; a compiled pattern is anchored at both ends
-//! (full match); a pattern without metacharacters matches only itself; Python's `re.escape(m)`
-//! matches exactly `m`. Matching is the regex crate's (linear); scripts/fuzz.sh runs with
-//! `-timeout` so a slow input is a crash too.
+//! condition evaluators agree with the pattern; the regex-crate fast path and the backtracking
+//! matcher give the same full-match answer; a pattern without metacharacters matches only
+//! itself; Python's `re.escape(m)` matches exactly `m`. Matching is linear on the fast path
+//! and polynomial (memoised) on the matcher; scripts/fuzz.sh runs with `-timeout` so a slow
+//! input is a crash too.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -90,12 +92,15 @@ fuzz_target!(|data: &[u8]| {
     let p = ModelPattern::new(raw);
     assert_eq!(p.raw(), raw);
     assert!(holds(&p, raw), "a pattern always matches itself: {raw:?}");
+    // The regex crate fast path and the backtracking matcher agree on every model.
     if let PatternKind::Regex(re) = p.kind() {
-        let s = re.as_str();
-        assert!(
-            s.starts_with(r"\A(?:") && s.ends_with(r")\z"),
-            "not a full match: {s}"
-        );
+        for m in &models {
+            assert_eq!(
+                re.fullmatch(m),
+                re.fullmatch_backtracking(m),
+                "fast path and matcher disagree: {raw:?} on {m:?}"
+            );
+        }
     }
     let literal = !raw.chars().any(|c| META.contains(c));
     if literal {
@@ -124,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
                 escaped.kind()
             );
         };
-        assert!(re.is_match(m), "re.escape({m:?}) does not match it");
+        assert!(re.fullmatch(m), "re.escape({m:?}) does not match it");
         assert!(!holds(&escaped, &format!("{m}x")));
         assert!(!holds(&escaped, &format!("{m}\n")));
         if let Some(shorter) = m.char_indices().last().map(|(i, _)| &m[..i]) {

@@ -45,32 +45,74 @@ pub(crate) use vm::*;
 #[derive(Debug)]
 pub struct PyRegex {
     prog: Prog,
+    /// The exact `regex` crate translation for searching, where one exists.
     fast: Option<regex::Regex>,
+    /// The same anchored at both ends, for [`PyRegex::fullmatch`].
+    fast_full: Option<regex::Regex>,
     uses_boundary: bool,
 }
 
+/// What a compiled pattern is for: its fast paths are built for that use only.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    Search,
+    FullMatch,
+}
+
+fn build_fast(rust: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(rust)
+        .size_limit(64 << 20)
+        .dfa_size_limit(16 << 20)
+        .build()
+        .ok()
+}
+
 impl PyRegex {
-    /// `re.compile(pattern, re.IGNORECASE if ignorecase else 0)`.
+    /// `re.compile(pattern, re.IGNORECASE if ignorecase else 0)`, for searching (`finditer`,
+    /// `search`, `sub`).
     pub fn new(pattern: &str, ignorecase: bool) -> Result<PyRegex, ReError> {
-        let (items, flags) = parse_pattern(pattern, if ignorecase { FLAG_I } else { 0 })?;
+        PyRegex::compile(pattern, if ignorecase { FLAG_I } else { 0 }, Use::Search)
+    }
+
+    /// `re.compile(pattern)` for `fullmatch` only (model conditions): the fast path is the
+    /// translation anchored at both ends.
+    pub fn for_fullmatch(pattern: &str) -> Result<PyRegex, ReError> {
+        PyRegex::compile(pattern, 0, Use::FullMatch)
+    }
+
+    fn compile(pattern: &str, flags: u8, usage: Use) -> Result<PyRegex, ReError> {
+        let (items, flags) = parse_pattern(pattern, flags)?;
         let node = compile_items(&items, flags)?;
         let prog = ProgBuilder::build(&node);
         let mut rust = String::new();
         let mut uses_boundary = false;
-        let fast = if min_width(&node) > 0 && to_rust(&node, &mut rust, &mut uses_boundary) {
-            regex::RegexBuilder::new(&rust)
-                .size_limit(64 << 20)
-                .dfa_size_limit(16 << 20)
-                .build()
-                .ok()
-        } else {
-            None
+        let translated = to_rust(&node, &mut rust, &mut uses_boundary);
+        let (fast, fast_full) = match usage {
+            _ if !translated => (None, None),
+            // Python's finditer empty-match rules differ from the regex crate's.
+            Use::Search if min_width(&node) > 0 => (build_fast(&rust), None),
+            Use::Search => (None, None),
+            Use::FullMatch => (None, build_fast(&format!(r"\A(?:{rust})\z"))),
         };
         Ok(PyRegex {
             prog,
             fast,
+            fast_full,
             uses_boundary,
         })
+    }
+
+    /// Whether `fullmatch` runs on the `regex` crate (else on the backtracking matcher).
+    pub fn has_fast_fullmatch(&self) -> bool {
+        self.fast_full.is_some()
+    }
+
+    /// `\b` differs between Python and the regex crate on these texts.
+    fn boundary_differs(&self, text: &str) -> bool {
+        self.uses_boundary
+            && text
+                .chars()
+                .any(|c| tables().word_mismatch.contains(c as u32))
     }
 
     fn fast_for(&self, text: &str) -> Option<&regex::Regex> {
@@ -78,11 +120,7 @@ impl PyRegex {
         if text.is_empty() {
             return None;
         }
-        if self.uses_boundary
-            && text
-                .chars()
-                .any(|c| tables().word_mismatch.contains(c as u32))
-        {
+        if self.boundary_differs(text) {
             return None;
         }
         Some(fast)
@@ -119,6 +157,18 @@ impl PyRegex {
 
     /// `bool(fullmatch(text))`.
     pub fn fullmatch(&self, text: &str) -> bool {
+        if let Some(fast) = &self.fast_full
+            && !text.is_empty()
+            && !self.boundary_differs(text)
+        {
+            return fast.is_match(text);
+        }
+        self.fullmatch_backtracking(text)
+    }
+
+    /// `bool(fullmatch(text))` on the backtracking matcher (what the fast path must agree
+    /// with).
+    pub fn fullmatch_backtracking(&self, text: &str) -> bool {
         self.prog
             .match_at(text, 0, false, true, &mut Visited::default())
             .is_some()
