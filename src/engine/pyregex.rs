@@ -203,13 +203,39 @@ mod tests {
     #[test]
     fn the_fast_path_agrees_with_the_backtracking_matcher() {
         let models = [
-            "", "gpt-4", "gpt-4o", "gpt-4o-mini", "o3-mini", "claude-3-5-sonnet", "GPT-4",
-            "gpt\n", "caf\u{e9}", "cafe\u{301}", "x\u{b2}", "a_b-c", "ab ab",
+            "",
+            "gpt-4",
+            "gpt-4o",
+            "gpt-4o-mini",
+            "o3-mini",
+            "claude-3-5-sonnet",
+            "GPT-4",
+            "gpt\n",
+            "caf\u{e9}",
+            "cafe\u{301}",
+            "x\u{b2}",
+            "a_b-c",
+            "ab ab",
         ];
         let patterns = [
-            "gpt-4", "gpt-.*", "(gpt|claude)-.+", r"\w+", r"[\w-]+", "gpt-4o?", ".*mini",
-            r"\bgpt\b.*", r".*\b", "(?i)gpt.*", "a|ab", r"\S+", r"[^-]+(-[^-]+)*", "o[0-9]-.*",
-            r"(?:ab)*|ab ab", "x\u{b2}", r"x\w", r"\d+",
+            "gpt-4",
+            "gpt-.*",
+            "(gpt|claude)-.+",
+            r"\w+",
+            r"[\w-]+",
+            "gpt-4o?",
+            ".*mini",
+            r"\bgpt\b.*",
+            r".*\b",
+            "(?i)gpt.*",
+            "a|ab",
+            r"\S+",
+            r"[^-]+(-[^-]+)*",
+            "o[0-9]-.*",
+            r"(?:ab)*|ab ab",
+            "x\u{b2}",
+            r"x\w",
+            r"\d+",
         ];
         for p in patterns {
             let PatternKind::Regex(re) = ModelPattern::new(p).kind().clone() else {

@@ -76,11 +76,16 @@ GUARDRAIL_POOL = [
     "strict-filter", "permissive-filter", "pii-masking", "g1", "g2",
 ]
 
-# Model-condition patterns: only these kinds (the Rust side supports this Python-compatible subset).
+# Model-condition patterns (the Rust side runs them on engine::pyre: Python's `re`, lookaround,
+# `\b` and inline flags included).
 VALID_MODEL_PATTERNS = [
     "gpt-4o", "gpt-4", "claude-3-opus", "", "gpt-3.5-turbo", "o1",
     "gpt-.*", "claude-.*", "gpt-*", "gpt-4o|gpt-4", "(gpt|claude)-.+", r"[a-z]+-\d+",
     "gpt-4o?", ".*-mini", r"gpt-\d\.\d-turbo", "o[13](-mini)?", "[^x]+", r"\w+-\w+", "gpt-4{1,2}o",
+    # Lookaround, word boundaries, inline flags, `$` before a final newline.
+    r"gpt-4(?!o).*", r"(?=.*mini).*", r".*(?<=-mini)", r".*(?<!-mini)", r"\bgpt\b.*",
+    r".*\b4o", r"(?i)gpt-4o", r"(?i:CLAUDE)-.*", r"gpt(?=-).+", r"\w+(?<!o)", r"o\d$",
+    r"caf\w\b.*", r"(?<![a-z])o\d(?:-mini)?",
 ]
 INVALID_MODEL_PATTERNS = ["(", "[", "*gpt", "gpt-(", "a{2,1}", "+x"]
 MODEL_PATTERNS = VALID_MODEL_PATTERNS + INVALID_MODEL_PATTERNS
@@ -90,6 +95,7 @@ CONTEXT_MODELS = [
     "gpt-44o", "gpt-4oo", "gpt-444o", "claude-3-opus", "claude-", "claude-3", "o1", "o3", "o3-mini",
     "o2", "(", "[", "*gpt", "gpt-(", "a{2,1}", "+x", "", None, "GPT-4O", "gpt-4o|gpt-4", "mistral-7",
     "x-mini", "bedrock/claude", "a*b", "xx", "gpt_4o-x1",
+    "o3\n", "GPT-4o", "Claude-3", "café-1", "cafe\u0301-1", "gpt\u00b2",
 ]
 
 TEAM_VALUES = ["finance", "finance-eu", "eng", "team-a", "team-b", "", "*team", "a*b", "ab", None]
