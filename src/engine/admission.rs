@@ -980,13 +980,14 @@ mod tests {
             }))
             .unwrap_or_else(|e| panic!("{e}"))
         };
-        let cases: Vec<(
-            &str,
+        type Case = (
+            &'static str,
             Operation,
             Option<PolicyAttachment>,
             Option<PolicyAttachment>,
             Expect,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "not a DNS name",
                 Operation::Create,
