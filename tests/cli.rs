@@ -100,7 +100,7 @@ fn validate_reports_content_cycles_duplicates_and_unsupported_regex() {
         has(
             "loop-a-v1",
             "spec.condition.model",
-            "'(?i)gpt-.*' uses a (?...) group"
+            "'(gpt)-\\1' uses a backreference"
         ),
         "{errors:?}"
     );

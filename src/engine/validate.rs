@@ -239,7 +239,7 @@ pub fn structural_issues(name: &str, policy: &PolicyContent) -> Vec<Issue> {
                     name,
                     ErrorType::InvalidCondition,
                     format!(
-                        "condition.model pattern '{}' uses {why}, which the operator cannot evaluate exactly like Python's re; rewrite it with literals, '.', classes, groups (...) or (?:...), alternation and quantifiers, or list the model names",
+                        "condition.model pattern '{}' uses {why}, which the operator does not evaluate exactly like Python's re (the rest of Python's re, lookaround, \\b and inline flags included, it does); rewrite it without that construct, or list the model names",
                         elide(p.raw())
                     ),
                     "condition.model",

@@ -29,7 +29,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{Policy, PolicyAttachment, PolicyVersion};
 use crate::engine::admission::{self, Decision, Env, Operation};
@@ -277,6 +277,17 @@ pub fn review(
                 .into_review();
         }
     };
+    // One span per review: every log line of it carries the object and the request.
+    let span = tracing::info_span!(
+        "review",
+        kind = kind_hint.unwrap_or(req.kind.kind.as_str()),
+        namespace = req.namespace.as_deref().unwrap_or_default(),
+        object = %req.name,
+        uid = %req.uid,
+        operation = ?req.operation,
+        dry_run = req.dry_run,
+    );
+    let _entered = span.enter();
     let started = Instant::now();
     let ns = req.namespace.clone().unwrap_or_default();
     let (catalog, provider) = state.catalog(&ns);
@@ -340,7 +351,11 @@ pub fn review(
             operation: op_label(&req.operation),
         })
         .observe(started.elapsed().as_secs_f64());
-    debug!(kind = kind.label(), namespace = %ns, name = %req.name, allowed, elapsed = ?started.elapsed(), "admission review");
+    if allowed {
+        debug!(elapsed = ?started.elapsed(), "admission review allowed");
+    } else {
+        info!(elapsed = ?started.elapsed(), "admission review denied");
+    }
     resp.into_review()
 }
 
