@@ -179,9 +179,65 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
+/// Model-condition full matches: the regex-crate fast path against the backtracking matcher
+/// it must agree with, over typical condition patterns and model names.
+fn condition_fullmatch(c: &mut Criterion) {
+    use guardrail_operator::engine::pyre::PyRegex;
+    let patterns = [
+        "gpt-4o",
+        "gpt-.*",
+        "(gpt|claude)-.+",
+        r"[a-z]+-\d+",
+        ".*-mini",
+        r"\w+-\w+",
+        r"gpt-\d\.\d-turbo",
+        "o[13](-mini)?",
+        r"(?i)claude-3-.*-sonnet",
+    ];
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-3-5-sonnet-20241022",
+        "o3-mini",
+        "gpt-3.5-turbo",
+        "bedrock/anthropic.claude-3-haiku",
+        "mistral-large-latest",
+        "o1",
+    ];
+    let compiled: Vec<PyRegex> = patterns
+        .iter()
+        .map(|p| PyRegex::for_fullmatch(p).unwrap())
+        .collect();
+    assert!(compiled.iter().all(PyRegex::has_fast_fullmatch));
+    let mut g = c.benchmark_group("condition_fullmatch");
+    g.bench_function("regex_crate_fast_path", |b| {
+        b.iter(|| {
+            compiled
+                .iter()
+                .flat_map(|re| models.iter().map(move |m| re.fullmatch(black_box(m))))
+                .filter(|hit| *hit)
+                .count()
+        })
+    });
+    g.bench_function("backtracking_matcher", |b| {
+        b.iter(|| {
+            compiled
+                .iter()
+                .flat_map(|re| {
+                    models
+                        .iter()
+                        .map(move |m| re.fullmatch_backtracking(black_box(m)))
+                })
+                .filter(|hit| *hit)
+                .count()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = resolve, validate, pipeline, render
+    targets = resolve, validate, pipeline, render, condition_fullmatch
 }
 criterion_main!(benches);

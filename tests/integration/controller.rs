@@ -10,7 +10,8 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::common::{
-    TestNamespace, await_condition, await_gone, eventually, kubectl, kubectl_output, repo_root,
+    TestNamespace, await_condition, await_gone, eventually, kubectl, kubectl_output, metric,
+    repo_root, settled,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -395,37 +396,40 @@ async fn restarting_the_operator_rewrites_nothing() {
     await_stage(&versions, "p-v1", Stage::Production).await;
     await_stage(&versions, "p-v2", Stage::Published).await;
     await_bundle(&ns, "bundle written", |b| b["policies"].get("p").is_some()).await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // let the last status writes land
-    let before = resource_versions(
-        &kubectl(&[
-            "get",
-            "policies,policyversions,policyattachments,configmaps",
-            "-n",
-            n,
-            "-o",
-            "json",
-        ])
-        .await,
-    );
+    let snapshot = || async {
+        resource_versions(
+            &kubectl(&[
+                "get",
+                "policies,policyversions,policyattachments,configmaps",
+                "-n",
+                n,
+                "-o",
+                "json",
+            ])
+            .await,
+        )
+    };
+    // The last status writes have landed when nothing moves for 2 s.
+    let before = settled(
+        "the first operator's writes",
+        Duration::from_secs(2),
+        T,
+        snapshot,
+    )
+    .await;
     op.stop().await;
     let op2 = Operator::start(n, &[]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, metrics) = http_get(op2.port, "/metrics").await.expect("metrics");
-    assert!(
-        metrics.contains("guardrail_reconcile_runs_total"),
-        "{metrics}"
-    );
-    let after = resource_versions(
-        &kubectl(&[
-            "get",
-            "policies,policyversions,policyattachments,configmaps",
-            "-n",
-            n,
-            "-o",
-            "json",
-        ])
-        .await,
-    );
+    // The new operator has finished at least one reconcile of the namespace (a completed
+    // reconcile is a duration sample; the runs counter alone exists from the start).
+    eventually("a completed reconcile after the restart", T, || async {
+        let (_, m) = http_get(op2.port, "/metrics").await.ok_or("no /metrics")?;
+        match metric(&m, "guardrail_reconcile_duration_seconds_count") {
+            Some(c) if c >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let after = settled("after the restart", Duration::from_secs(2), T, snapshot).await;
     assert_eq!(before, after, "a restart must not rewrite anything");
 }
 

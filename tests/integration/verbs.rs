@@ -7,7 +7,7 @@ use std::time::Duration;
 use guardrail_operator::api::{Policy, PolicyVersion, Stage};
 use kube::Api;
 
-use crate::common::{TestNamespace, await_condition, kubeconfig_path};
+use crate::common::{TestNamespace, await_condition, eventually, kubeconfig_path};
 use crate::controller::{Operator, apply, attachment, policy, version};
 
 const T: Duration = Duration::from_secs(60);
@@ -220,13 +220,27 @@ async fn a_verb_leaves_the_same_state_as_kubectl_apply() {
     .await;
     production(&by_verb, "p", 2).await;
     production(&by_apply, "p", 2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(stages(&by_verb).await, stages(&by_apply).await);
+    eventually("the same stages by verb and by apply", T, || async {
+        let (v, a) = (stages(&by_verb).await, stages(&by_apply).await);
+        if v == a {
+            Ok(())
+        } else {
+            Err(format!("{v:?} vs {a:?}"))
+        }
+    })
+    .await;
 
     ok(&a, &["rollback", "p"]).await;
     apply(&(version(&b, "p", 2, "Published", "  guardrails: {add: [c]}\n"))).await;
     production(&by_verb, "p", 1).await;
     production(&by_apply, "p", 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(stages(&by_verb).await, stages(&by_apply).await);
+    eventually("the same stages by verb and by apply", T, || async {
+        let (v, a) = (stages(&by_verb).await, stages(&by_apply).await);
+        if v == a {
+            Ok(())
+        } else {
+            Err(format!("{v:?} vs {a:?}"))
+        }
+    })
+    .await;
 }

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::common::operator::{Operator, apply_output, http_get, policy, version};
-use crate::common::{TestNamespace, eventually, kubectl};
+use crate::common::{TestNamespace, eventually, kubectl, settled};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -235,9 +235,12 @@ async fn two_replicas_and_a_busy_user_lose_nothing_and_do_not_flap() {
         }
     }
 
-    // Quiet: another failover, and not a single status write.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = writes.lock().unwrap().len();
+    // Quiet: once the writes have stopped (none for 2 s), another failover, and not a single
+    // status write.
+    let before = settled("the status writes", Duration::from_secs(2), T, || async {
+        writes.lock().unwrap().len()
+    })
+    .await;
     let leader = if is_leader(&ops[0]).await { 0 } else { 1 };
     ops[leader].kill_and_wait().await;
     let survivor = &ops[1 - leader];

@@ -360,6 +360,45 @@ where
     }
 }
 
+/// Polls `snapshot` every 250 ms until it has not changed for `quiet`, at most for
+/// `timeout` (then panics with `what`); returns the settled value. For "wait until the
+/// writes have landed" without guessing a sleep.
+pub async fn settled<T, F, Fut>(
+    what: &str,
+    quiet: Duration,
+    timeout: Duration,
+    mut snapshot: F,
+) -> T
+where
+    T: PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let start = Instant::now();
+    let mut last = snapshot().await;
+    let mut since = Instant::now();
+    loop {
+        if since.elapsed() >= quiet {
+            return last;
+        }
+        if start.elapsed() > timeout {
+            panic!("{what}: still changing after {timeout:?}; last: {last:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = snapshot().await;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+}
+
+/// The value of an unlabelled Prometheus sample (`name value`), if present.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The kubectl to run: `$KUBECTL` if set, else `kubectl` on PATH.
 pub fn kubectl_program() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
