@@ -29,6 +29,9 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "compile every test target"
 cargo test --all-features --no-run
 
+step "operator image (release build, buildah; nothing pulled)"
+GUARDRAIL_IMAGE=$(scripts/image-build.sh); export GUARDRAIL_IMAGE
+
 step "bounded fuzzing: cargo fuzz, ${FUZZ_SECONDS:-20} s per target (long run: scripts/fuzz.sh 3600)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
