@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the Python venv holding the real litellm==1.110.2 used as the
-# differential-test oracle, and prints the venv's python path on stdout (nothing else goes to
-# stdout; progress goes to stderr).
+# differential-test oracle and as the gateway of the end-to-end tests (tests/e2e/gateway.rs),
+# and prints the venv's python path on stdout (nothing else goes to stdout; progress goes to
+# stderr).
 #
 #   PY=$(tests/conformance/setup-oracle.sh)
 #   PYTHONHASHSEED=0 "$PY" tests/conformance/oracle.py --seed-start 1 --count 1000 --out out/cases.json
@@ -84,6 +85,10 @@ from litellm.proxy.policy_engine.policy_matcher import PolicyMatcher  # noqa: F4
 from litellm.proxy.policy_engine.policy_registry import PolicyRegistry  # noqa: F401
 from litellm.proxy.policy_engine.policy_resolver import PolicyResolver  # noqa: F401
 from litellm.proxy.policy_engine.policy_validator import PolicyValidator  # noqa: F401
+import importlib.util
+for module in ("uvicorn", "websockets", "apscheduler", "jwt", "multipart", "fastapi_sso", "mcp", "soundfile"):
+    if importlib.util.find_spec(module) is None:
+        sys.exit(f"the proxy's dependency {module} is missing")
 print(f"setup-oracle: litellm {got} ready", file=sys.stderr)
 PY
 

@@ -13,6 +13,7 @@
 
 #[path = "../integration/common/mod.rs"]
 mod common;
+mod gateway;
 
 mod image;
 mod pod;
