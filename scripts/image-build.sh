@@ -35,7 +35,7 @@ binary=${GUARDRAIL_BINARY:-}
 if [[ -z $binary ]]; then
   log "release build (cargo build --release --locked --bin guardrail-operator)"
   cargo build --release --locked --bin guardrail-operator >&2
-  binary=target/release/guardrail-operator
+  binary=${CARGO_TARGET_DIR:-target}/release/guardrail-operator
 fi
 [[ -x $binary ]] || { log "no binary at $binary"; exit 1; }
 
