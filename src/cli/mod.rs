@@ -189,6 +189,10 @@ pub struct RunArgs {
     /// bundle changes, so the gateway restarts with it.
     #[arg(long, env = "GATEWAY_DEPLOYMENT")]
     pub gateway_deployment: Option<String>,
+    /// Also write a ConfigMap `<policy>-guardrails` (resolved.json) per policy in production, for
+    /// consumers that read one policy; off by default (a write per policy change).
+    #[arg(long)]
+    pub policy_configmaps: bool,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,

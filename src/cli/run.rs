@@ -36,6 +36,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
             bundle_name: args.bundle_name.clone(),
             catalog_name: args.catalog_configmap.clone(),
             gateway_deployment: args.gateway_deployment.clone(),
+            policy_configmaps: args.policy_configmaps,
         },
         namespace: args.namespace.clone(),
         http_addr: args.http_addr,

@@ -33,6 +33,9 @@ pub struct Config {
     pub catalog_name: Option<String>,
     /// Deployment to roll when the bundle changes (same namespace).
     pub gateway_deployment: Option<String>,
+    /// Also write a `<policy>-guardrails` ConfigMap per policy in production (opt-in: a write
+    /// per policy change; off, the ones written earlier are deleted).
+    pub policy_configmaps: bool,
 }
 
 /// What a reconcile reads and writes with.
@@ -579,7 +582,10 @@ async fn write_policy_configmaps(
         let policy = p.name_any();
         let cm_name = format!("{policy}-guardrails");
         let current = ctx.configmap(ns, &cm_name);
-        let data = bundle::policy_data(eval, &policy);
+        let data = match ctx.config.policy_configmaps {
+            true => bundle::policy_data(eval, &policy),
+            false => None,
+        };
         let api = api.clone();
         match data {
             Some(data) => {

@@ -240,6 +240,7 @@ mod tests {
                 bundle_name: "b".into(),
                 catalog_name: None,
                 gateway_deployment: None,
+                policy_configmaps: false,
             },
             namespace: Some("team".into()),
             http_addr: ([127, 0, 0, 1], 0).into(),

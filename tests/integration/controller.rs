@@ -65,7 +65,7 @@ async fn await_bundle(ns: &TestNamespace, what: &str, pred: impl Fn(&Value) -> b
 async fn draft_publish_production_supersede_rollback_and_delete() {
     let ns = TestNamespace::new("lifecycle").await;
     let n = ns.name.as_str();
-    let _op = Operator::start(n, &[]).await;
+    let _op = Operator::start(n, &["--policy-configmaps"]).await;
     let versions: Api<PolicyVersion> = ns.api();
     let policies: Api<Policy> = ns.api();
 
@@ -168,6 +168,63 @@ async fn draft_publish_production_supersede_rollback_and_delete() {
     await_gone(&cms, "pii-guardrails", T).await;
 }
 
+/// Per-policy ConfigMaps are opt-in (`--policy-configmaps`): without the flag only the bundle is
+/// written; with it `<policy>-guardrails` appears; turned off again, the operator deletes the
+/// ones it wrote (an upgrade from a release that always wrote them leaves none behind).
+#[tokio::test]
+async fn per_policy_configmaps_are_opt_in_and_removed_when_turned_off() {
+    let ns = TestNamespace::new("policy-cms").await;
+    let n = ns.name.as_str();
+    apply(&policy(n, "pii")).await;
+    apply(&version(
+        n,
+        "pii",
+        1,
+        "Production",
+        "  guardrails: {add: [a]}\n",
+    ))
+    .await;
+    let cms: Api<ConfigMap> = ns.api();
+
+    let op = Operator::start(n, &[]).await;
+    await_bundle(&ns, "pii v1 in the bundle", |b| {
+        b["policies"]["pii"]["version"] == 1
+    })
+    .await;
+    let written = settled(
+        "the operator's writes",
+        Duration::from_secs(1),
+        T,
+        || async { kubectl(&["get", "configmaps", "-n", n, "-o", "name"]).await },
+    )
+    .await;
+    assert!(
+        !written.contains("pii-guardrails"),
+        "a per-policy ConfigMap without --policy-configmaps: {written}"
+    );
+    op.stop().await;
+
+    let op = Operator::start(n, &["--policy-configmaps"]).await;
+    eventually("pii-guardrails written", T, || async {
+        let cm = cms.get("pii-guardrails").await.map_err(|e| e.to_string())?;
+        match cm.data.unwrap_or_default().get("resolved.json") {
+            Some(d) if d.contains("\"version\": 1") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    op.stop().await;
+
+    let _op = Operator::start(n, &[]).await;
+    await_gone(&cms, "pii-guardrails", T).await;
+    assert!(
+        cms.get_opt("guardrail-gateway-config")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn deleting_a_policy_deletes_its_versions_and_unresolves_attachments() {
     let ns = TestNamespace::new("delete-policy").await;
@@ -251,7 +308,7 @@ async fn deleting_a_policy_deletes_its_versions_and_unresolves_attachments() {
 async fn attachment_before_its_policy_resolves_later_and_children_follow_parents() {
     let ns = TestNamespace::new("ordering").await;
     let n = ns.name.as_str();
-    let _op = Operator::start(n, &[]).await;
+    let _op = Operator::start(n, &["--policy-configmaps"]).await;
     let atts: Api<PolicyAttachment> = ns.api();
     let policies: Api<Policy> = ns.api();
     let versions: Api<PolicyVersion> = ns.api();
