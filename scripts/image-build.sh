@@ -26,9 +26,9 @@ if ((${#need[@]})); then
 fi
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
-app_version=$(sed -n 's/^appVersion: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/guardrail-operator/Chart.yaml)
-chart_repo=$(sed -n 's/^  repository: //p' charts/guardrail-operator/values.yaml | head -n1)
-[[ -n $version && -n $app_version && -n $chart_repo ]] || { log "cannot read the crate version, appVersion or image.repository"; exit 1; }
+. scripts/lib/chart-image.sh
+chart_ref=$(chart_image_ref) || chart_ref=""
+[[ -n $version && -n $chart_ref ]] || { log "cannot read the crate version, appVersion or image.repository"; exit 1; }
 ref="localhost/guardrail-operator:$version"
 
 binary=${GUARDRAIL_BINARY:-}
@@ -109,6 +109,6 @@ buildah config "${config[@]}" \
   --workingdir / "$container" >&2
 buildah commit --quiet --format oci --rm "$container" "$ref" >/dev/null
 container=""
-buildah tag "$ref" "$chart_repo:$app_version"
-log "$ref ($(podman image inspect --format '{{.Size}}' "$ref") bytes), also tagged $chart_repo:$app_version"
+buildah tag "$ref" "$chart_ref"
+log "$ref ($(podman image inspect --format '{{.Size}}' "$ref") bytes), also tagged $chart_ref"
 printf '%s\n' "$ref"

@@ -49,8 +49,8 @@ if [ ! -e $K/pause.tar ]; then
   podman save -o $K/pause.tar localhost/pause:local
 fi
 image=$(scripts/image-build.sh)   # also tagged as the chart's default image reference
-app_version=$(sed -n 's/^appVersion: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/guardrail-operator/Chart.yaml)
-chart_image="$(sed -n 's/^  repository: //p' charts/guardrail-operator/values.yaml | head -n1):$app_version"
+. scripts/lib/chart-image.sh
+chart_image=$(chart_image_ref)
 rm -f $K/operator.tar; podman save -o $K/operator.tar "$chart_image" >/dev/null
 log "image $image saved as $chart_image"
 

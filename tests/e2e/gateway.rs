@@ -23,9 +23,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::common::operator::{Operator, free_port, http_get};
+use crate::common::operator::{Operator, cli, free_port, http_get, render, repo_in_namespace};
 use crate::common::{TestNamespace, eventually, kubectl, repo_root, run};
-use crate::support::{await_bundle, cli, documents, render, repo_in_namespace};
+use crate::support::{await_bundle, documents};
 
 const T: Duration = Duration::from_secs(90);
 /// The proxy imports a large part of litellm at start; on a loaded 2-core machine that is slow.
@@ -293,9 +293,10 @@ fn refused_by(reply: &Reply) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Sends every context a clean and an insulting request and compares what the proxy enforces
-/// with `resolve`. Returns (requests checked, disagreements).
-async fn check(gw: &Gateway, repo: &Path) -> (usize, Vec<String>) {
+/// Sends every context a clean and an insulting request and asserts that what the proxy
+/// enforces equals `resolve` (`when` names the moment in the failure message). Returns the
+/// number of requests checked.
+async fn assert_enforced(gw: &Gateway, repo: &Path, when: &str) -> usize {
     let mut checked = 0;
     let mut wrong = Vec::new();
     for ctx in contexts() {
@@ -366,7 +367,14 @@ async fn check(gw: &Gateway, repo: &Path) -> (usize, Vec<String>) {
             ));
         }
     }
-    (checked, wrong)
+    assert!(
+        wrong.is_empty(),
+        "{when}, the proxy disagrees with resolve on {} of {checked} requests:\n{}\nproxy log:\n{}",
+        wrong.len(),
+        wrong.join("\n"),
+        gw.log_tail()
+    );
+    checked
 }
 
 #[tokio::test]
@@ -407,14 +415,7 @@ async fn a_litellm_proxy_enforces_the_bundle_and_follows_a_promotion() {
         .unwrap();
 
     let gw = Gateway::start(&deployment, &ns, &work.join("etc-litellm")).await;
-    let (checked, wrong) = check(&gw, &repo).await;
-    assert!(
-        wrong.is_empty(),
-        "the proxy disagrees with resolve on {} of {checked} requests:\n{}\nproxy log:\n{}",
-        wrong.len(),
-        wrong.join("\n"),
-        gw.log_tail()
-    );
+    let checked = assert_enforced(&gw, &repo, "before the promotion").await;
     // A social security number is refused by pii-blocker, which org-baseline gives everyone.
     let sales = Context {
         team: Some("sales"),
@@ -458,13 +459,7 @@ async fn a_litellm_proxy_enforces_the_bundle_and_follows_a_promotion() {
     );
     gw.stop().await;
     let gw = Gateway::start(&deployment, &ns, &work.join("etc-litellm")).await;
-    let (checked_after, wrong) = check(&gw, &repo).await;
-    assert!(
-        wrong.is_empty(),
-        "after the promotion the proxy disagrees with resolve on {} of {checked_after} requests:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    let checked_after = assert_enforced(&gw, &repo, "after the promotion").await;
     let after = chat(gw.port, &research, "hello").await;
     assert!(
         after.headers["x-litellm-applied-guardrails"].contains("audit-logger"),

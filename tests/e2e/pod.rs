@@ -23,13 +23,13 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde_json::Value;
 
-use crate::common::operator::{free_port, http_get};
+use crate::common::operator::{free_port, http_get, render, repo_in_namespace};
 use crate::common::{
-    TestNamespace, eventually, helm, kubectl, kubectl_output, pki_file, repo_root,
+    TestNamespace, chart_template, eventually, kubectl, kubectl_output, pki_file, repo_root,
 };
 use crate::support::{
     ClusterObjects, Containers, Service, apiserver_port, await_bundle, documents, podman,
-    podman_output, render, repo_in_namespace, ulimits,
+    podman_output, ulimits,
 };
 
 const T: Duration = Duration::from_secs(90);
@@ -39,33 +39,16 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 type Ports = (u16, u16);
 
 async fn helm_template(release: &str, ns: &str, service: u16, ports: Ports) -> String {
-    let home = repo_root().join("target").join(format!("helm-{release}"));
-    std::fs::create_dir_all(&home).unwrap();
-    let chart = repo_root().join("charts/guardrail-operator");
-    let selector = format!(
-        "webhook.namespaceSelector={{\"matchLabels\":{{\"kubernetes.io/metadata.name\":\"{ns}\"}}}}"
-    );
     let sets = [
-        format!("webhook.url=https://127.0.0.1:{service}"),
         format!("operator.watchNamespace={ns}"),
         format!("metrics.port={}", ports.0),
         format!("webhook.port={}", ports.1),
     ];
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--namespace",
-        ns,
-        "--set-json",
-        &selector,
-    ];
+    let mut extra = Vec::new();
     for s in &sets {
-        args.extend(["--set", s.as_str()]);
+        extra.extend(["--set", s.as_str()]);
     }
-    let out = helm(&home, &args).await;
-    assert!(out.success, "helm template: {}", out.stderr);
-    out.stdout
+    chart_template(release, ns, service, &extra).await.1
 }
 
 /// The rendered chart split into its Deployment and everything else.

@@ -1,7 +1,6 @@
 //! Helpers shared by the end-to-end tests: podman, the repository copied into a test namespace,
 //! `guardrail-operator render` of it, the bundle in the cluster, and a TCP "Service".
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde_json::Value;
 
-use crate::common::{Output, eventually, repo_root, run};
+use crate::common::{Output, eventually, run};
 
 /// The image scripts/image-build.sh built (`$GUARDRAIL_IMAGE`, which scripts/test-all.sh sets
 /// from it), else the reference it builds for this crate version.
@@ -51,16 +50,7 @@ pub async fn podman_output(args: &[&str]) -> Output {
 
 /// `podman <args>`; panics with what it printed when it fails.
 pub async fn podman(args: &[&str]) -> String {
-    let out = podman_output(args).await;
-    assert!(
-        out.success,
-        "podman {} failed ({:?}):\n{}{}",
-        args.join(" "),
-        out.code,
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
+    crate::common::succeeded("podman", args, podman_output(args).await)
 }
 
 /// Removes containers when dropped (also when a test panics).
@@ -99,41 +89,6 @@ impl Drop for ClusterObjects {
                 .status();
         }
     }
-}
-
-/// `examples/policy-repo` copied into `dir` with its namespace replaced by `ns`.
-pub fn repo_in_namespace(dir: &Path, ns: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    for f in crate::common::yaml_files(&repo_root().join("examples/policy-repo")) {
-        let text = std::fs::read_to_string(&f)
-            .unwrap()
-            .replace("namespace: llm-gateway", &format!("namespace: {ns}"));
-        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
-    }
-    dir.to_path_buf()
-}
-
-/// Runs the operator's CLI (the debug build cargo made for this test binary).
-pub async fn cli(args: &[&str]) -> Output {
-    run(env!("CARGO_BIN_EXE_guardrail-operator"), args, &[]).await
-}
-
-/// `guardrail-operator render` of a repository directory (its catalog file included).
-pub async fn render(dir: &Path) -> Value {
-    let d = dir.to_str().unwrap();
-    let catalog = dir.join("00-catalog.yaml");
-    let out = cli(&[
-        "render",
-        "-f",
-        d,
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "-o",
-        "json",
-    ])
-    .await;
-    assert!(out.success, "render -f {d}: {}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// Waits until the namespace's bundle ConfigMap holds exactly `rendered`'s data (the contract:

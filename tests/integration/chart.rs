@@ -130,11 +130,7 @@ async fn helm_install_upgrade_uninstall_with_the_charts_rbac() {
     let n = ns.name.as_str();
     let release = format!("g{}", &n[n.len() - 6..]);
     let home = helm_home(&release);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::operator::free_port();
     let selector =
         format!("webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name={n}");
     let common = [

@@ -17,7 +17,7 @@ use crate::common::{
 const T: Duration = Duration::from_secs(60);
 
 pub use crate::common::operator::{
-    Operator, apply, apply_output, attachment, http_get, policy, version,
+    Operator, apply, apply_output, attachment, http_get, policy, render, repo_in_namespace, version,
 };
 
 fn stage_of(v: Option<&PolicyVersion>) -> Option<Stage> {
@@ -746,15 +746,7 @@ async fn render_prints_exactly_what_the_controller_writes() {
     let ns = TestNamespace::new("render").await;
     let n = ns.name.as_str();
     let _op = Operator::start(n, &["--catalog-configmap", "guardrail-catalog"]).await;
-    let repo = repo_root().join("examples/policy-repo");
-    let dir = std::env::temp_dir().join(format!("render-{n}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in crate::common::yaml_files(&repo) {
-        let text = std::fs::read_to_string(&f)
-            .unwrap()
-            .replace("namespace: llm-gateway", &format!("namespace: {n}"));
-        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
-    }
+    let dir = repo_in_namespace(&std::env::temp_dir().join(format!("render-{n}")), n);
     kubectl(&["apply", "-f", dir.to_str().unwrap()]).await;
     let policies: Api<Policy> = ns.api();
     for p in ["org-baseline", "research", "claude-audit", "gated"] {
@@ -765,24 +757,7 @@ async fn render_prints_exactly_what_the_controller_writes() {
         })
         .await;
     }
-    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
-        .args([
-            "render",
-            "-f",
-            dir.to_str().unwrap(),
-            "--catalog",
-            dir.join("00-catalog.yaml").to_str().unwrap(),
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let rendered: Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    let rendered = render(&dir).await;
     let cms: Api<ConfigMap> = ns.api();
     let cm = eventually("the bundle with all four policies", T, || async {
         let cm = cms

@@ -8,6 +8,7 @@ use guardrail_operator::api::{PolicyVersion, Stage};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
+use crate::common::operator::free_port;
 use crate::common::{
     TestNamespace, await_condition, eventually, kubectl, kubectl_output, pki_file, repo_root,
 };
@@ -39,13 +40,6 @@ impl Drop for Registration {
             .stderr(std::process::Stdio::null())
             .status();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 /// Register the webhook for `ns` at `port`; `ca` None leaves caBundle out (the operator fills it).

@@ -17,9 +17,7 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::common::operator::{Operator, apply_output, attachment, free_port, policy, version};
-use crate::common::{
-    TestNamespace, eventually, helm, kubectl, kubectl_output, pki_file, repo_root,
-};
+use crate::common::{TestNamespace, chart_template, eventually, kubectl, kubectl_output, pki_file};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,32 +25,12 @@ const GATED: &str = "  guardrails: {add: [pii, inj]}\n  pipeline:\n    steps:\n 
 
 /// The chart's webhook configuration for namespace `ns`, served at 127.0.0.1:`port`.
 async fn chart_webhook(ns: &str, port: u16, release: &str, set: &[&str]) -> (String, Value) {
-    let home = repo_root().join("target").join(format!("helm-{release}"));
-    std::fs::create_dir_all(&home).unwrap();
-    let chart = repo_root().join("charts/guardrail-operator");
-    let selector = format!(
-        "webhook.namespaceSelector={{\"matchLabels\":{{\"kubernetes.io/metadata.name\":\"{ns}\"}}}}"
-    );
-    let url = format!("webhook.url=https://127.0.0.1:{port}");
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--namespace",
-        ns,
-        "--show-only",
-        "templates/webhook.yaml",
-        "--set",
-        &url,
-        "--set-json",
-        &selector,
-    ];
+    let mut extra = vec!["--show-only", "templates/webhook.yaml"];
     for s in set {
-        args.extend_from_slice(&["--set", s]);
+        extra.extend_from_slice(&["--set", s]);
     }
-    let out = helm(&home, &args).await;
-    assert!(out.success, "helm template: {}", out.stderr);
-    let mut vwc: Value = serde_saphyr::from_str(&out.stdout).unwrap();
+    let (home, rendered) = chart_template(release, ns, port, &extra).await;
+    let mut vwc: Value = serde_saphyr::from_str(&rendered).unwrap();
     use base64::Engine;
     let ca = base64::engine::general_purpose::STANDARD
         .encode(std::fs::read(pki_file("ca.crt")).unwrap());

@@ -440,10 +440,15 @@ pub async fn run(program: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output
 /// `kubectl --kubeconfig $TESTCP_KUBECONFIG <args>`; returns stdout, panics
 /// with stdout and stderr if it fails.
 pub async fn kubectl(args: &[&str]) -> String {
-    let out = kubectl_output(args).await;
+    succeeded("kubectl", args, kubectl_output(args).await)
+}
+
+/// The stdout of a command that must have succeeded; panics with the command line and what it
+/// printed otherwise.
+pub fn succeeded(program: &str, args: &[&str], out: Output) -> String {
     assert!(
         out.success,
-        "kubectl {} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+        "{program} {} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
         args.join(" "),
         out.code,
         out.stdout,
@@ -499,6 +504,39 @@ pub async fn helm(home: &Path, args: &[&str]) -> Output {
         ],
     )
     .await
+}
+
+/// `helm template` of the repository's chart as release `release` in namespace `ns`, with the
+/// webhook registered by URL at 127.0.0.1:`webhook_port` and limited to `ns`; `extra` are more
+/// helm arguments. Returns Helm's home folder (for files the caller writes) and the rendered text.
+pub async fn chart_template(
+    release: &str,
+    ns: &str,
+    webhook_port: u16,
+    extra: &[&str],
+) -> (PathBuf, String) {
+    let home = repo_root().join("target").join(format!("helm-{release}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let chart = repo_root().join("charts/guardrail-operator");
+    let selector = format!(
+        "webhook.namespaceSelector={{\"matchLabels\":{{\"kubernetes.io/metadata.name\":\"{ns}\"}}}}"
+    );
+    let url = format!("webhook.url=https://127.0.0.1:{webhook_port}");
+    let mut args = vec![
+        "template",
+        release,
+        path_str(&chart),
+        "--namespace",
+        ns,
+        "--set",
+        &url,
+        "--set-json",
+        &selector,
+    ];
+    args.extend_from_slice(extra);
+    let out = helm(&home, &args).await;
+    assert!(out.success, "helm template: {}", out.stderr);
+    (home, out.stdout)
 }
 
 /// The API error inside a kube error, if it is one.

@@ -1,10 +1,12 @@
 //! The operator as a local process, and manifest helpers for the tests that drive it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{Output, eventually, kubeconfig_path, kubectl_output, repo_root};
+use serde_json::Value;
+
+use super::{Output, eventually, kubeconfig_path, kubectl_output, repo_root, run};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -15,11 +17,31 @@ pub struct Operator {
     pub log: PathBuf,
 }
 
+/// A port no other listener in this run will be handed.
+///
+/// Ports come from 20000..32000, below the kernel's ephemeral range (32768..), so no
+/// `bind(":0")` listener and no outgoing connection can take one between the moment it is
+/// handed out and the moment the operator binds it. Each port is handed out once per
+/// process (an atomic cursor, started at a pid-dependent offset so that concurrent test
+/// binaries start apart), and skipped when something already listens on it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = CURSOR.compare_exchange(
+        u32::MAX,
+        (std::process::id() % 40) * (SPAN / 40),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + CURSOR.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// GET a path on 127.0.0.1:port; returns (status, body).
@@ -152,4 +174,39 @@ pub fn attachment(ns: &str, name: &str, policy: &str, extra: &str) -> String {
     format!(
         "apiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  policy: {policy}\n{extra}---\n"
     )
+}
+
+/// `examples/policy-repo` copied into `dir` with its namespace replaced by `ns`.
+pub fn repo_in_namespace(dir: &Path, ns: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in super::yaml_files(&repo_root().join("examples/policy-repo")) {
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("namespace: llm-gateway", &format!("namespace: {ns}"));
+        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Runs the operator's CLI (the debug build cargo made for this test binary).
+pub async fn cli(args: &[&str]) -> Output {
+    run(env!("CARGO_BIN_EXE_guardrail-operator"), args, &[]).await
+}
+
+/// `guardrail-operator render` of a repository directory (its catalog file included).
+pub async fn render(dir: &Path) -> Value {
+    let d = dir.to_str().unwrap();
+    let catalog = dir.join("00-catalog.yaml");
+    let out = cli(&[
+        "render",
+        "-f",
+        d,
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert!(out.success, "render -f {d}: {}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
 }
