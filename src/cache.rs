@@ -5,12 +5,16 @@
 //! watch or the list of its kind, and is reported by name instead of silently missing.
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::watch;
 
 use crate::api::{Policy, PolicyAttachment, PolicyVersion};
 use crate::engine::catalog::{Catalog, CatalogError};
@@ -130,44 +134,197 @@ impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
     }
 }
 
-/// The decodable cached objects of one namespace, sorted by name.
-pub fn in_namespace<K>(store: &Store<Decoded<K>>, ns: &str) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    let mut v: Vec<K> = store
-        .state()
-        .into_iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns))
-        .filter_map(|o| o.ok().cloned())
-        .collect();
-    v.sort_by_key(|o| o.name_any());
-    v
+/// One cached object: shared, so reading a namespace copies pointers, not objects.
+#[derive(Clone, Debug)]
+enum Entry<K> {
+    Ok(Arc<K>),
+    Bad(Arc<Undecodable>),
 }
 
-/// The objects of one namespace the operator's types refuse: (kind, name, uid, resourceVersion,
-/// error), sorted.
-pub fn undecodable<K>(store: &Store<Decoded<K>>, ns: &str) -> Vec<(String, Undecodable)>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    let mut v: Vec<(String, Undecodable)> = store
-        .state()
-        .into_iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns))
-        .filter_map(|o| match &*o {
-            Decoded::Bad(b) => Some((K::kind(&()).into_owned(), (**b).clone())),
-            Decoded::Ok(_) => None,
-        })
-        .collect();
-    v.sort_by(|a, b| a.1.metadata.name.cmp(&b.1.metadata.name));
-    v
+impl<K> From<Decoded<K>> for Entry<K> {
+    fn from(d: Decoded<K>) -> Self {
+        match d {
+            Decoded::Ok(k) => Entry::Ok(Arc::new(k)),
+            Decoded::Bad(b) => Entry::Bad(Arc::from(b)),
+        }
+    }
 }
 
-/// The reflector caches of the three kinds.
-pub type PolicyStore = Store<Decoded<Policy>>;
-pub type VersionStore = Store<Decoded<PolicyVersion>>;
-pub type AttachmentStore = Store<Decoded<PolicyAttachment>>;
+/// namespace → name → object.
+type Index<K> = HashMap<String, BTreeMap<String, Entry<K>>>;
+
+#[derive(Debug)]
+struct Inner<K> {
+    live: Index<K>,
+    /// A relist in progress (between `Init` and `InitDone`).
+    relist: Option<Index<K>>,
+}
+
+/// The cache of one kind, indexed by namespace and name, holding shared objects.
+///
+/// A watch fills it ([`NsStore::apply`]); readers take one namespace at a time, sorted by name,
+/// without touching other namespaces and without copying an object. Clones share the cache.
+#[derive(Debug)]
+pub struct NsStore<K> {
+    inner: Arc<RwLock<Inner<K>>>,
+    ready: Arc<watch::Sender<bool>>,
+}
+
+impl<K> Clone for NsStore<K> {
+    fn clone(&self) -> Self {
+        NsStore {
+            inner: self.inner.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K> Default for NsStore<K> {
+    fn default() -> Self {
+        NsStore {
+            inner: Arc::new(RwLock::new(Inner {
+                live: HashMap::new(),
+                relist: None,
+            })),
+            ready: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+fn place<K>(index: &mut Index<K>, meta: &ObjectMeta, entry: Option<Entry<K>>) {
+    let (Some(ns), Some(name)) = (meta.namespace.clone(), meta.name.clone()) else {
+        return;
+    };
+    match entry {
+        Some(e) => {
+            index.entry(ns).or_default().insert(name, e);
+        }
+        None => {
+            if let Some(names) = index.get_mut(&ns) {
+                names.remove(&name);
+                if names.is_empty() {
+                    index.remove(&ns);
+                }
+            }
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> NsStore<K> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<K>> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply one watch event; returns the namespaces whose objects it changed (a completed
+    /// relist reports every namespace before and after it, so deletions missed while the
+    /// watch was away are noticed too).
+    pub fn apply(&self, event: watcher::Event<Decoded<K>>) -> Vec<String> {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Apply(o) => {
+                let meta = o.meta().clone();
+                place(&mut inner.live, &meta, Some(o.into()));
+                meta.namespace.into_iter().collect()
+            }
+            watcher::Event::Delete(o) => {
+                let meta = o.meta();
+                place(&mut inner.live, meta, None);
+                meta.namespace.clone().into_iter().collect()
+            }
+            watcher::Event::Init => {
+                inner.relist = Some(HashMap::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(o) => {
+                let meta = o.meta().clone();
+                if let Some(relist) = inner.relist.as_mut() {
+                    place(relist, &meta, Some(o.into()));
+                }
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                let fresh = inner.relist.take().unwrap_or_default();
+                let old = std::mem::replace(&mut inner.live, fresh);
+                let mut touched: BTreeSet<String> = old.into_keys().collect();
+                touched.extend(inner.live.keys().cloned());
+                drop(inner);
+                self.ready.send_replace(true);
+                touched.into_iter().collect()
+            }
+        }
+    }
+
+    /// The decodable objects of `ns`, sorted by name (shared, not copied).
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+        self.read()
+            .live
+            .get(ns)
+            .map(|names| {
+                names
+                    .values()
+                    .filter_map(|e| match e {
+                        Entry::Ok(k) => Some(k.clone()),
+                        Entry::Bad(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The objects of `ns` the operator's types refuse, with their kind, sorted by name.
+    pub fn undecodable(&self, ns: &str) -> Vec<(String, Arc<Undecodable>)> {
+        self.read()
+            .live
+            .get(ns)
+            .map(|names| {
+                names
+                    .values()
+                    .filter_map(|e| match e {
+                        Entry::Bad(b) => Some((K::kind(&()).into_owned(), b.clone())),
+                        Entry::Ok(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One object, decodable or not.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Result<Arc<K>, Arc<Undecodable>>> {
+        self.read()
+            .live
+            .get(ns)
+            .and_then(|names| names.get(name))
+            .map(|e| match e {
+                Entry::Ok(k) => Ok(k.clone()),
+                Entry::Bad(b) => Err(b.clone()),
+            })
+    }
+
+    /// The namespaces holding at least one object.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.read().live.keys().cloned().collect()
+    }
+
+    /// Objects held, in every namespace.
+    pub fn len(&self) -> usize {
+        self.read().live.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns once the first list has been applied.
+    pub async fn wait_until_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+}
+
+/// The caches of the three kinds.
+pub type PolicyStore = NsStore<Policy>;
+pub type VersionStore = NsStore<PolicyVersion>;
+pub type AttachmentStore = NsStore<PolicyAttachment>;
 
 /// The three kinds of one namespace.
 pub fn objects(
@@ -177,9 +334,9 @@ pub fn objects(
     ns: &str,
 ) -> Objects {
     Objects {
-        policies: in_namespace(policies, ns),
-        versions: in_namespace(versions, ns),
-        attachments: in_namespace(attachments, ns),
+        policies: policies.in_namespace(ns),
+        versions: versions.in_namespace(ns),
+        attachments: attachments.in_namespace(ns),
     }
 }
 
@@ -236,5 +393,80 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn version(ns: &str, name: &str) -> Decoded<PolicyVersion> {
+        let text = format!(
+            r#"{{"apiVersion":"guardrails.dev/v1alpha1","kind":"PolicyVersion","metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{{"policy":"p","version":1}}}}"#
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn names(v: &[Arc<PolicyVersion>]) -> Vec<String> {
+        v.iter().map(|o| o.name_any()).collect()
+    }
+
+    #[test]
+    fn the_store_reads_one_namespace_sorted_and_shares_objects() {
+        let store = VersionStore::default();
+        for (ns, name) in [("a", "z"), ("b", "x"), ("a", "m")] {
+            assert_eq!(store.apply(watcher::Event::Apply(version(ns, name))), [ns]);
+        }
+        assert_eq!(names(&store.in_namespace("a")), ["m", "z"]);
+        assert_eq!(names(&store.in_namespace("b")), ["x"]);
+        assert!(store.in_namespace("c").is_empty());
+        let (one, two) = (store.in_namespace("a"), store.in_namespace("a"));
+        assert!(Arc::ptr_eq(&one[0], &two[0]), "a read copies no object");
+        store.apply(watcher::Event::Delete(version("b", "x")));
+        assert_eq!(store.namespaces(), ["a"]);
+        assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn a_relist_replaces_the_contents_and_reports_every_namespace_it_touched() {
+        let store = VersionStore::default();
+        store.apply(watcher::Event::Apply(version("gone", "v")));
+        assert_eq!(store.apply(watcher::Event::Init), Vec::<String>::new());
+        store.apply(watcher::Event::InitApply(version("kept", "v")));
+        // Until the relist completes, readers see the old contents.
+        assert_eq!(store.namespaces(), ["gone"]);
+        let mut touched = store.apply(watcher::Event::InitDone);
+        touched.sort();
+        assert_eq!(touched, ["gone", "kept"]);
+        assert_eq!(store.namespaces(), ["kept"]);
+    }
+
+    #[tokio::test]
+    async fn ready_after_the_first_list() {
+        let store = VersionStore::default();
+        let waiter = {
+            let s = store.clone();
+            tokio::spawn(async move { s.wait_until_ready().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        store.apply(watcher::Event::Init);
+        store.apply(watcher::Event::InitDone);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("ready")
+            .expect("joined");
+    }
+
+    #[test]
+    fn undecodable_objects_are_kept_by_name_apart_from_the_decodable_ones() {
+        let store = VersionStore::default();
+        let typed = r#"{"apiVersion":"guardrails.dev/v1alpha1","kind":"PolicyVersion","metadata":{"name":"typed","namespace":"n"},"spec":{"policy":"p","version":"three"}}"#;
+        store.apply(watcher::Event::Apply(
+            serde_json::from_str(typed).unwrap_or_else(|e| panic!("{e}")),
+        ));
+        store.apply(watcher::Event::Apply(version("n", "ok")));
+        assert_eq!(names(&store.in_namespace("n")), ["ok"]);
+        let bad = store.undecodable("n");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, "PolicyVersion");
+        assert_eq!(bad[0].1.metadata.name.as_deref(), Some("typed"));
+        assert!(matches!(store.get("n", "typed"), Some(Err(_))));
+        assert!(matches!(store.get("n", "ok"), Some(Ok(_))));
     }
 }

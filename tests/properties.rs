@@ -9,6 +9,7 @@ use guardrail_operator::engine::inherit::{inheritance_chain, resolve_policy};
 use guardrail_operator::engine::lifecycle::{VersionInput, decide};
 use guardrail_operator::engine::model::{Attachment, MatchContext, PolicyContent, PolicyMap};
 use guardrail_operator::engine::pyregex::ModelPattern;
+use guardrail_operator::engine::resolver::Resolver;
 use proptest::prelude::*;
 
 const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -38,6 +39,30 @@ fn content() -> impl Strategy<Value = PolicyContent> {
 
 fn policies() -> impl Strategy<Value = PolicyMap> {
     prop::collection::btree_map(name(), content(), 1..6)
+}
+
+/// Policies, some with a model condition (on the context's model values).
+fn policies_with_conditions() -> impl Strategy<Value = PolicyMap> {
+    prop::collection::btree_map(
+        name(),
+        (
+            content(),
+            prop::option::of(prop::option::of(
+                prop::sample::select(vec!["m1", "m.*", "t-9"]).prop_map(str::to_string),
+            )),
+        )
+            .prop_map(|(mut c, cond)| {
+                c.condition = cond.map(|m| {
+                    m.map(|p| {
+                        guardrail_operator::engine::model::ModelCondition::One(ModelPattern::new(
+                            &p,
+                        ))
+                    })
+                });
+                c
+            }),
+        1..6,
+    )
 }
 
 fn pattern_list() -> impl Strategy<Value = Option<Vec<String>>> {
@@ -96,6 +121,16 @@ fn context() -> impl Strategy<Value = MatchContext> {
 }
 
 proptest! {
+    /// The indexed resolver answers exactly what the linear scan answers: same matched policies
+    /// in the same order with the same reasons, same guardrails.
+    #[test]
+    fn the_indexed_resolver_equals_the_linear_scan(pols in policies_with_conditions(), atts in prop::collection::vec(attachment(), 0..10), ctxs in prop::collection::vec(context(), 1..6)) {
+        let resolver = Resolver::new(&atts, &pols);
+        for ctx in &ctxs {
+            prop_assert_eq!(resolver.resolve(ctx), resolve_request(&atts, &pols, ctx));
+        }
+    }
+
     /// The effective set is the union of each matched policy's resolution, and neither the set of
     /// matched policies nor the effective guardrails depend on the registry order.
     #[test]

@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use guardrail_operator::cache::Decoded;
+use guardrail_operator::cache::{Decoded, NsStore};
 use guardrail_operator::cli::manifests::{Manifests, parse_into};
 use guardrail_operator::webhook::{self, AdmissionMetrics, WebhookState};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -32,13 +32,8 @@ const CATALOG: &str = include_str!("../../examples/policy-repo/00-catalog.yaml")
 
 struct Fixture {
     state: WebhookState,
-    // The writers own the stores' contents; kept alive for the whole run.
-    _writers: (
-        reflector::store::Writer<Decoded<guardrail_operator::api::Policy>>,
-        reflector::store::Writer<Decoded<guardrail_operator::api::PolicyVersion>>,
-        reflector::store::Writer<Decoded<guardrail_operator::api::PolicyAttachment>>,
-        reflector::store::Writer<ConfigMap>,
-    ),
+    // The catalog writer owns its store's contents; kept alive for the whole run.
+    _catalog_writer: reflector::store::Writer<ConfigMap>,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
@@ -48,18 +43,16 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     }
     let objects = m.objects(NAMESPACE);
     assert!(!objects.policies.is_empty() && !objects.versions.is_empty());
-    let (policies, mut wp) = reflector::store();
-    let (versions, mut wv) = reflector::store();
-    let (attachments, mut wa) = reflector::store();
+    let (policies, versions, attachments) = <(NsStore<_>, NsStore<_>, NsStore<_>)>::default();
     let (catalogs, mut wc) = reflector::store();
     for o in objects.policies {
-        wp.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
+        policies.apply(watcher::Event::Apply(Decoded::Ok((*o).clone())));
     }
     for o in objects.versions {
-        wv.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
+        versions.apply(watcher::Event::Apply(Decoded::Ok((*o).clone())));
     }
     for o in objects.attachments {
-        wa.apply_watcher_event(&watcher::Event::Apply(Decoded::Ok(o)));
+        attachments.apply(watcher::Event::Apply(Decoded::Ok((*o).clone())));
     }
     let mut cm: ConfigMap = serde_saphyr::from_str(CATALOG).expect("the example catalog parses");
     cm.metadata.resource_version = Some("1".into());
@@ -77,8 +70,9 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             metrics: AdmissionMetrics::register(&mut registry),
             budget_seconds: 2.0,
             catalog_cache: Default::default(),
+            slots: WebhookState::review_slots(),
         },
-        _writers: (wp, wv, wa, wc),
+        _catalog_writer: wc,
     }
 });
 

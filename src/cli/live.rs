@@ -3,6 +3,7 @@
 //! GitOps user would make by hand — `spec.stage` through server-side apply with its own field
 //! manager, or a new PolicyVersion — then waits for the controller and says what happened.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -97,17 +98,26 @@ pub async fn objects(client: &Client, ns: &str) -> Result<Objects, Failure> {
             .list(&lp)
             .await
             .map_err(|e| err("policies", e))?
-            .items,
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
         versions: versions
             .list(&lp)
             .await
             .map_err(|e| err("policyversions", e))?
-            .items,
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
         attachments: attachments
             .list(&lp)
             .await
             .map_err(|e| err("policyattachments", e))?
-            .items,
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
     })
 }
 
@@ -132,6 +142,7 @@ fn find<'a>(o: &'a Objects, policy: &str, version: i64) -> Result<&'a PolicyVers
     o.versions
         .iter()
         .find(|v| v.spec.policy == policy && v.spec.version == version)
+        .map(|v| &**v)
         .ok_or_else(|| {
             let known: Vec<String> = o
                 .versions
@@ -461,7 +472,8 @@ pub async fn rollback(
             .filter(|v| {
                 v.spec.policy == policy && v.spec.version < prod && stage_of(v) != Stage::Draft
             })
-            .max_by_key(|v| v.spec.version),
+            .max_by_key(|v| v.spec.version)
+            .map(|v| &**v),
     };
     let Some(fallback) = fallback else {
         return Err(fail(format!(
@@ -505,6 +517,7 @@ pub async fn status(c: &ClusterArgs, policy: Option<&str>) -> Result<i32, Failur
         .policies
         .iter()
         .filter(|p| policy.is_none_or(|x| p.name_any() == x))
+        .map(|p| &**p)
         .collect();
     policies.sort_by_key(|p| p.name_any());
     if policies.is_empty() {
@@ -543,6 +556,7 @@ pub async fn status(c: &ClusterArgs, policy: Option<&str>) -> Result<i32, Failur
             .versions
             .iter()
             .filter(|v| v.spec.policy == name)
+            .map(|v| &**v)
             .collect();
         versions.sort_by_key(|v| std::cmp::Reverse(v.spec.version));
         println!(
@@ -569,6 +583,7 @@ pub async fn status(c: &ClusterArgs, policy: Option<&str>) -> Result<i32, Failur
             .attachments
             .iter()
             .filter(|a| a.spec.policy == name)
+            .map(|a| &**a)
             .collect();
         for a in atts {
             let r = a

@@ -392,7 +392,7 @@ impl Manifests {
 
     /// The well-formed objects of one namespace.
     pub fn objects(&self, namespace: &str) -> Objects {
-        fn pick<T: Clone>(list: &[Loaded<T>], ns: &str) -> Vec<T> {
+        fn pick<T: Clone>(list: &[Loaded<T>], ns: &str) -> Vec<std::sync::Arc<T>> {
             list.iter()
                 .filter(|l| {
                     (if l.namespace.is_empty() {
@@ -402,6 +402,7 @@ impl Manifests {
                     }) == ns
                 })
                 .filter_map(|l| l.object.clone())
+                .map(std::sync::Arc::new)
                 .collect()
         }
         Objects {

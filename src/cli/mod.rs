@@ -251,7 +251,9 @@ pub struct RunArgs {
     /// the Secret written by another replica).
     #[arg(long, default_value_t = 60)]
     pub webhook_cert_check_seconds: u64,
-    /// Milliseconds a version's tests may take in one admission review.
+    /// Milliseconds one admission review may take: waiting for a free review slot (one per
+    /// CPU the process may use) plus the version's tests, checked before every pipeline step;
+    /// past it the review is denied, saying so.
     #[arg(long, default_value_t = 2000)]
     pub admission_budget_ms: u64,
 }

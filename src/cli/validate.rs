@@ -153,7 +153,11 @@ pub fn check(m: &Manifests, catalog: Option<&BTreeSet<String>>) -> Outcome {
 
         // LiteLLM's validation of what asks for production (the highest Production version of
         // each policy), as the gateway would load it.
-        let objects: Vec<_> = versions.iter().filter_map(|l| l.object.clone()).collect();
+        let objects: Vec<_> = versions
+            .iter()
+            .filter_map(|l| l.object.clone())
+            .map(std::sync::Arc::new)
+            .collect();
         let desired = desired_production(&objects);
         let order: Vec<String> = desired.keys().cloned().collect();
         let available = catalog.cloned().unwrap_or_default();

@@ -6,9 +6,11 @@
 //! replica holds the leader lease. Every decision comes from `crate::engine`. The caches, the
 //! lease and the process around it belong to the runtime (the composition root).
 
+pub mod events;
 pub mod metrics;
 pub mod queue;
 pub mod reconcile;
+pub mod written;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub enum Error {
     },
     #[error("kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    /// The namespace's evaluation did not finish (a panic in the engine: a bug).
+    #[error("evaluating the namespace failed: {0}")]
+    Evaluation(String),
 }
 
 impl Error {
@@ -42,6 +47,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         let source = match self {
             Error::Write { source, .. } | Error::Client(source) => source,
+            Error::Evaluation(_) => return false,
         };
         match source {
             kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
@@ -62,6 +68,7 @@ impl Error {
             } if s.is_forbidden() => "forbidden",
             Error::Write { .. } => "write",
             Error::Client(_) => "client",
+            Error::Evaluation(_) => "evaluation",
         }
     }
 }
@@ -116,9 +123,9 @@ pub async fn run(
 
 fn all_namespaces(ctx: &Context) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
-    set.extend(ctx.policies.state().iter().filter_map(|o| o.namespace()));
-    set.extend(ctx.versions.state().iter().filter_map(|o| o.namespace()));
-    set.extend(ctx.attachments.state().iter().filter_map(|o| o.namespace()));
+    set.extend(ctx.policies.namespaces());
+    set.extend(ctx.versions.namespaces());
+    set.extend(ctx.attachments.namespaces());
     set.extend(ctx.configmaps.state().iter().filter_map(|o| o.namespace()));
     set.extend(ctx.catalogs.state().iter().filter_map(|o| o.namespace()));
     set

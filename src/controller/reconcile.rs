@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
@@ -15,9 +15,11 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::Error;
+use super::events::Gathered;
 use super::metrics::{Metrics, ResultLabels, StageLabels};
+use super::written::{Written, fingerprint};
 use crate::api::labels::*;
-use crate::api::{Policy, PolicyAttachment, PolicyVersion, Stage};
+use crate::api::{Policy, PolicyVersion, Stage};
 use crate::engine::bundle::{self, Bundle, Rejected};
 use crate::engine::catalog::Catalog;
 use crate::engine::namespace::{Evaluation, Objects, Options, evaluate};
@@ -56,6 +58,8 @@ pub struct Context {
     pub seen_policies: SeenPolicies,
     /// Objects reported as undecodable (uid, resourceVersion), so each is reported once.
     pub reported_undecodable: std::sync::Mutex<BTreeSet<(String, String)>>,
+    /// Writes the caches may not show yet (see [`Written`]).
+    pub written: Written,
 }
 
 /// One pending write of a reconcile.
@@ -84,22 +88,20 @@ impl Context {
             .inc();
     }
 
-    async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, events: &[Event]) {
-        for e in events {
-            let ev = KubeEvent {
-                type_: if e.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: e.reason.to_string(),
-                note: Some(e.note.chars().take(1000).collect()),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            if let Err(err) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-                warn!(error = %err, "cannot publish event");
-            }
+    async fn publish_to(&self, regarding: &ObjectReference, e: &Event) {
+        let ev = KubeEvent {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.to_string(),
+            note: Some(e.note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&ev, regarding).await {
+            warn!(error = %err, "cannot publish event");
         }
     }
 
@@ -137,34 +139,45 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             None
         }
     };
-    let names = catalog.as_ref().map(Catalog::names);
-    let provider = (ctx.provider)(catalog.as_ref());
-    let clock = MonotonicClock::default();
-    let known = |v: &PolicyVersion, hash: &str| -> Option<Result<(), String>> {
-        let tests = v.status.as_ref()?.tests.as_ref()?;
-        if tests.content_hash.as_deref() != Some(hash) {
-            return None;
-        }
-        Some(if tests.failed == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {} test(s) failed (see status.tests)",
-                tests.failed,
-                tests.passed + tests.failed
-            ))
-        })
-    };
-    let eval = evaluate(
-        &objects,
-        &Options {
-            catalog: names.as_ref(),
-            provider: provider.as_ref(),
-            clock: &clock,
-            run_all_tests: false,
-            known_verdict: Some(&known),
-        },
-    );
+    // Evaluating a namespace (tests included) and rendering its bundle is CPU work: it runs on
+    // the blocking pool, so the async workers keep renewing the lease and serving probes.
+    let factory = ctx.provider.clone();
+    let shared = objects.clone();
+    let (eval, bundle, checked) = tokio::task::spawn_blocking(move || {
+        let names = catalog.as_ref().map(Catalog::names);
+        let provider = factory(catalog.as_ref());
+        let clock = MonotonicClock::default();
+        let known = |v: &PolicyVersion, hash: &str| -> Option<Result<(), String>> {
+            let tests = v.status.as_ref()?.tests.as_ref()?;
+            if tests.content_hash.as_deref() != Some(hash) {
+                return None;
+            }
+            Some(if tests.failed == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} of {} test(s) failed (see status.tests)",
+                    tests.failed,
+                    tests.passed + tests.failed
+                ))
+            })
+        };
+        let eval = evaluate(
+            &shared,
+            &Options {
+                catalog: names.as_ref(),
+                provider: provider.as_ref(),
+                clock: &clock,
+                run_all_tests: false,
+                known_verdict: Some(&known),
+            },
+        );
+        let bundle = bundle::render(&eval);
+        let checked = bundle::check(&bundle, &eval, names.as_ref());
+        (eval, bundle, checked)
+    })
+    .await
+    .map_err(|e| Error::Evaluation(e.to_string()))?;
     for stage in [Stage::Draft, Stage::Published, Stage::Production] {
         let n = eval
             .decisions
@@ -183,9 +196,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
     cascade_deletes(ctx, ns, &objects).await?;
 
     // Gateway outputs.
-    let bundle = bundle::render(&eval);
     let current = ctx.configmap(ns, &ctx.config.bundle_name);
-    let checked = bundle::check(&bundle, &eval, names.as_ref());
     let mut problems: BTreeMap<String, String> = BTreeMap::new();
     let mut live_hash = current
         .as_deref()
@@ -217,22 +228,18 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         _ => Vec::new(),
     };
 
-    // Statuses and events.
+    // Statuses, written a few at a time; their events are published once all are written.
     let now = now();
-    // Version statuses: independent writes, a few at a time.
-    let writes = objects.versions.iter().enumerate().filter_map(|(i, v)| {
+    let mut gathered = Gathered::default();
+    let mut writes: Vec<StatusWrite<'_>> = Vec::new();
+    for (i, v) in objects.versions.iter().enumerate() {
         let (st, events) =
             status::version_status(v, &eval.versions[i], &eval.decisions.versions[i], &now);
-        status::version_status_changed(v.status.as_ref(), &st).then_some((v, st, events))
-    });
-    let futures: Vec<_> = writes
-        .map(|(v, st, events)| write_version_status(ctx, ns, v, st, events))
-        .collect();
-    let results: Vec<Result<(), Error>> = futures::stream::iter(futures)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        let differs = status::version_status_changed(v.status.as_ref(), &st);
+        if let Some(w) = status_write(ctx, ns, &**v, differs, &st, events) {
+            writes.push(w);
+        }
+    }
     for p in &objects.policies {
         let name = p.name_any();
         let st = status::policy_status(
@@ -243,84 +250,45 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             &gateway,
             &now,
         );
-        let changed = status::changed_ignoring_times(p.status.as_ref(), &st, |s| &mut s.conditions);
-        if changed {
-            let was_rejected = p.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| {
-                    c.reason == crate::api::conditions::reasons::BUNDLE_REJECTED
-                        && c.message == problems.get(&name).cloned().unwrap_or_default()
-                })
-            });
-            patch_status::<Policy>(
-                ctx,
-                ns,
-                name.clone(),
-                serde_json::to_value(&st).unwrap_or_default(),
-            )
-            .await?;
-            if let (Some(problem), false) = (problems.get(&name), was_rejected) {
-                ctx.publish(
-                    p,
-                    &[Event {
-                        warning: true,
-                        reason: crate::api::conditions::reasons::BUNDLE_REJECTED,
-                        note: problem.clone(),
-                    }],
-                )
-                .await;
-            }
-            let old_prod = p.status.as_ref().and_then(|s| s.production_version);
-            let broken = |s: &crate::api::PolicyStatus| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.reason == crate::api::conditions::reasons::REFERENCE_BROKEN)
-                    .map(|c| c.message.clone())
-            };
-            let now_broken = broken(&st);
-            let was_broken = p.status.as_ref().and_then(broken).is_some();
-            if let (Some(why), false) = (&now_broken, was_broken) {
-                warn!(namespace = ns, policy = %name, reason = %why, "a policy left the gateway");
-                ctx.publish(
-                    p,
-                    &[Event {
-                        warning: true,
-                        reason: crate::api::conditions::reasons::REFERENCE_BROKEN,
-                        note: format!("{why}; its attachments are unresolved"),
-                    }],
-                )
-                .await;
-            } else if old_prod.is_some()
-                && st.production_version.is_none()
-                && !problems.contains_key(&name)
-            {
-                ctx.publish(p, &[Event { warning: true, reason: crate::api::conditions::reasons::NO_PRODUCTION_VERSION, note: format!("policy '{name}' has no production version any more; its attachments are unresolved") }]).await;
-            }
+        let differs = status::changed_ignoring_times(p.status.as_ref(), &st, |s| &mut s.conditions);
+        let events = policy_events(ns, p, &st, problems.get(&name));
+        if let Some(w) = status_write(ctx, ns, &**p, differs, &st, events) {
+            writes.push(w);
         }
     }
-    let writes = objects.attachments.iter().filter_map(|a| {
+    for a in &objects.attachments {
         let exists = objects
             .policies
             .iter()
             .any(|p| p.name_any() == a.spec.policy);
         let st = status::attachment_status(a, &eval, exists, &now);
-        let changed = status::changed_ignoring_times(a.status.as_ref(), &st, |s| &mut s.conditions);
-        changed.then_some((a, st))
-    });
-    let futures: Vec<_> = writes
-        .map(|(a, st)| {
-            patch_status::<PolicyAttachment>(
-                ctx,
-                ns,
-                a.name_any(),
-                serde_json::to_value(&st).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let results: Vec<Result<(), Error>> = futures::stream::iter(futures)
+        let differs = status::changed_ignoring_times(a.status.as_ref(), &st, |s| &mut s.conditions);
+        if let Some(w) = status_write(ctx, ns, &**a, differs, &st, Vec::new()) {
+            writes.push(w);
+        }
+    }
+    let results: Vec<Result<(ObjectReference, Vec<Event>), Error>> = futures::stream::iter(writes)
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
         .await;
-    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+    let mut failed = None;
+    for r in results {
+        match r {
+            Ok((regarding, events)) => gathered.add(regarding, events),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    // Events of the writes that landed, even when another failed (a retry recomputes the rest).
+    publish_all(ctx, ns, gathered).await;
+    ctx.written.retain(ns, |kind, name| match kind {
+        "PolicyVersion" => objects.versions.iter().any(|o| o.name_any() == name),
+        "Policy" => objects.policies.iter().any(|o| o.name_any() == name),
+        "PolicyAttachment" => objects.attachments.iter().any(|o| o.name_any() == name),
+        _ => true,
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     debug!(
         namespace = ns,
         production = eval.production.len(),
@@ -329,13 +297,124 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A status write in flight: the object's reference and the events to publish once it landed.
+type StatusWrite<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(ObjectReference, Vec<Event>), Error>> + Send + 'a>,
+>;
+
+/// The write of `wanted` as `obj`'s status, unless neither the cache (`differs`) nor this
+/// replica's own last write (see [`Written`]) says it is needed.
+fn status_write<'a, K, S>(
+    ctx: &'a Context,
+    ns: &'a str,
+    obj: &K,
+    differs: bool,
+    wanted: &S,
+    events: Vec<Event>,
+) -> Option<StatusWrite<'a>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + 'static,
+    S: serde::Serialize,
+{
+    let kind: &'static str = match K::kind(&()) {
+        std::borrow::Cow::Borrowed(k) => k,
+        std::borrow::Cow::Owned(_) => "object",
+    };
+    let name = obj.name_any();
+    let rv = obj.resource_version();
+    let fp = fingerprint(wanted);
+    if !ctx
+        .written
+        .needs_write(kind, ns, &name, rv.as_deref(), differs, fp)
+    {
+        return None;
+    }
+    let regarding = obj.object_ref(&());
+    let body = serde_json::to_value(wanted).unwrap_or_default();
+    Some(Box::pin(async move {
+        patch_status::<K>(ctx, ns, name.clone(), body).await?;
+        ctx.written.wrote(kind, ns, &name, rv.as_deref(), fp);
+        Ok((regarding, events))
+    }))
+}
+
+/// The events a Policy's new status calls for, compared with its current one.
+fn policy_events(
+    ns: &str,
+    p: &Policy,
+    st: &crate::api::PolicyStatus,
+    problem: Option<&String>,
+) -> Vec<Event> {
+    use crate::api::conditions::reasons;
+    let name = p.name_any();
+    let mut events = Vec::new();
+    let was_rejected = p.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.reason == reasons::BUNDLE_REJECTED
+                && c.message == problem.map(String::as_str).unwrap_or("")
+        })
+    });
+    if let (Some(problem), false) = (problem, was_rejected) {
+        events.push(Event {
+            warning: true,
+            reason: reasons::BUNDLE_REJECTED,
+            note: problem.clone(),
+        });
+    }
+    let old_prod = p.status.as_ref().and_then(|s| s.production_version);
+    let broken = |s: &crate::api::PolicyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.reason == reasons::REFERENCE_BROKEN)
+            .map(|c| c.message.clone())
+    };
+    let now_broken = broken(st);
+    let was_broken = p.status.as_ref().and_then(broken).is_some();
+    if let (Some(why), false) = (&now_broken, was_broken) {
+        warn!(namespace = ns, policy = %name, reason = %why, "a policy left the gateway");
+        events.push(Event {
+            warning: true,
+            reason: reasons::REFERENCE_BROKEN,
+            note: format!("{why}; its attachments are unresolved"),
+        });
+    } else if old_prod.is_some() && st.production_version.is_none() && problem.is_none() {
+        events.push(Event {
+            warning: true,
+            reason: reasons::NO_PRODUCTION_VERSION,
+            note: format!(
+                "policy '{name}' has no production version any more; its attachments are unresolved"
+            ),
+        });
+    }
+    events
+}
+
+/// Publish a reconcile's events: per object while few, one summary per reason on the gateway
+/// bundle when many (see [`super::events`]).
+async fn publish_all(ctx: &Context, ns: &str, gathered: Gathered) {
+    let summary = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some(ctx.config.bundle_name.clone()),
+        namespace: Some(ns.to_string()),
+        ..Default::default()
+    };
+    for planned in gathered.plan(&summary) {
+        ctx.publish_to(&planned.regarding, &planned.event).await;
+    }
+}
+
 /// Objects the operator's types refuse are left out of the namespace's evaluation (as if
 /// absent) and reported by name: a log line and a Warning event on the object, once per
 /// resourceVersion. The rest of the namespace converges.
 async fn report_undecodable(ctx: &Context, ns: &str) {
-    let mut bad = crate::cache::undecodable(&ctx.policies, ns);
-    bad.extend(crate::cache::undecodable(&ctx.versions, ns));
-    bad.extend(crate::cache::undecodable(&ctx.attachments, ns));
+    let mut bad = ctx.policies.undecodable(ns);
+    bad.extend(ctx.versions.undecodable(ns));
+    bad.extend(ctx.attachments.undecodable(ns));
     for (kind, b) in bad {
         let key = (
             b.metadata.uid.clone().unwrap_or_default(),
@@ -377,24 +456,6 @@ async fn report_undecodable(ctx: &Context, ns: &str) {
     }
 }
 
-async fn write_version_status(
-    ctx: &Context,
-    ns: &str,
-    v: &PolicyVersion,
-    st: crate::api::PolicyVersionStatus,
-    events: Vec<Event>,
-) -> Result<(), Error> {
-    patch_status::<PolicyVersion>(
-        ctx,
-        ns,
-        v.name_any(),
-        serde_json::to_value(&st).unwrap_or_default(),
-    )
-    .await?;
-    ctx.publish(v, &events).await;
-    Ok(())
-}
-
 async fn patch_status<K>(
     ctx: &Context,
     ns: &str,
@@ -431,8 +492,14 @@ async fn write_bundle(
 ) -> Result<(), Error> {
     let size: usize = bundle.data.values().map(String::len).sum();
     ctx.metrics.bundle_bytes.set(size as i64);
-    if current.and_then(|c| annotation(c, CONTENT_HASH_ANNOTATION))
-        == Some(bundle.content_hash.as_str())
+    let differs = current.and_then(|c| annotation(c, CONTENT_HASH_ANNOTATION))
+        != Some(bundle.content_hash.as_str());
+    let rv = current.and_then(|c| c.metadata.resource_version.clone());
+    let fp = fingerprint(&bundle.content_hash);
+    let name = ctx.config.bundle_name.as_str();
+    if !ctx
+        .written
+        .needs_write("ConfigMap", ns, name, rv.as_deref(), differs, fp)
     {
         return Ok(());
     }
@@ -465,6 +532,7 @@ async fn write_bundle(
         what: format!("ConfigMap {ns}/{}", ctx.config.bundle_name),
         source,
     })?;
+    ctx.written.wrote("ConfigMap", ns, name, rv.as_deref(), fp);
     info!(namespace = ns, hash = %bundle.content_hash, generation, policies = bundle.policies.len(), "gateway bundle written");
     if let Some(dep) = &ctx.config.gateway_deployment {
         roll_gateway(ctx, ns, dep, &bundle.content_hash).await?;
@@ -838,8 +906,8 @@ mod tests {
 
     fn objects(policies: Vec<Policy>, versions: Vec<PolicyVersion>) -> Objects {
         Objects {
-            policies,
-            versions,
+            policies: policies.into_iter().map(Arc::new).collect(),
+            versions: versions.into_iter().map(Arc::new).collect(),
             attachments: Vec::new(),
         }
     }

@@ -156,6 +156,12 @@ pub fn matched_policies(
         .iter()
         .filter(|a| a.scope_matches(ctx) && policy_applies(&a.policy, policies, ctx))
         .collect();
+    choose(in_scope, ctx)
+}
+
+/// From the attachments in scope (registry order): defaults only when no non-default matched;
+/// stable sort by priority then specificity; one entry per policy, from its first attachment.
+pub(crate) fn choose(in_scope: Vec<&Attachment>, ctx: &MatchContext) -> Vec<MatchedPolicy> {
     let non_default: Vec<&Attachment> = in_scope.iter().copied().filter(|a| !a.default).collect();
     let mut chosen = if non_default.is_empty() {
         in_scope.into_iter().filter(|a| a.default).collect()

@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod pipeline;
 pub mod pyre;
 pub mod pyregex;
+pub mod resolver;
 pub mod schema;
 pub mod status;
 pub mod testing;

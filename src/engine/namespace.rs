@@ -3,6 +3,7 @@
 //! controller converges to this state and the offline CLI prints it, so both agree.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::convert;
 use super::hash::content_hash;
@@ -16,9 +17,9 @@ use crate::api::{Policy, PolicyAttachment, PolicyVersion, Stage};
 /// The objects of one namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Objects {
-    pub policies: Vec<Policy>,
-    pub versions: Vec<PolicyVersion>,
-    pub attachments: Vec<PolicyAttachment>,
+    pub policies: Vec<Arc<Policy>>,
+    pub versions: Vec<Arc<PolicyVersion>>,
+    pub attachments: Vec<Arc<PolicyAttachment>>,
 }
 
 /// What was decided for one version.
@@ -65,10 +66,11 @@ fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
 
 /// The content tests resolve inheritance against: for every policy, its highest version that
 /// asks for Production (desired state, so the answer never depends on the order of evaluation).
-pub fn desired_production(versions: &[PolicyVersion]) -> PolicyMap {
+pub fn desired_production(versions: &[Arc<PolicyVersion>]) -> PolicyMap {
     let mut best: BTreeMap<&str, &PolicyVersion> = BTreeMap::new();
     for v in versions
         .iter()
+        .map(|v| &**v)
         .filter(|v| v.spec.stage == Some(Stage::Production))
     {
         let e = best.entry(v.spec.policy.as_str()).or_insert(v);

@@ -60,6 +60,33 @@ pub trait GuardrailSet {
 /// A monotonic clock in seconds, injected so the engine reads no clock itself.
 pub trait Clock {
     fn seconds(&self) -> f64;
+
+    /// True once a time budget this clock carries has run out (see [`Deadline`]): runs stop
+    /// before their next step. Plain clocks never expire.
+    fn expired(&self) -> bool {
+        false
+    }
+}
+
+/// A clock with a time budget: expired from `at` seconds on (admission reviews).
+pub struct Deadline<'a> {
+    pub clock: &'a dyn Clock,
+    pub at: f64,
+}
+
+impl Clock for Deadline<'_> {
+    fn seconds(&self) -> f64 {
+        self.clock.seconds()
+    }
+
+    fn expired(&self) -> bool {
+        self.clock.seconds() > self.at
+    }
+}
+
+/// The detail of a run stopped because its time budget ran out.
+pub fn budget_detail(before: &str) -> String {
+    format!("stopped before step '{before}': the time budget ran out")
 }
 
 /// The standard monotonic clock.
@@ -139,6 +166,17 @@ pub fn execute(
     let mut working = request.clone();
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for step in &pipeline.steps {
+        if clock.expired() {
+            // Only under a budget (admission): the run is cut short, and says so.
+            return Execution {
+                terminal_action: TerminalAction::Block,
+                steps,
+                error_message: Some(budget_detail(&step.guardrail)),
+                modify_response_message: None,
+                decided_by: None,
+                request: working,
+            };
+        }
         let start = clock.seconds();
         let (outcome, detail, forwarded) = match guardrails.find(&step.guardrail) {
             None => (
@@ -410,5 +448,61 @@ mod tests {
             ..step("x")
         }));
         assert!(!step_is_detect_only(&step("x")));
+    }
+
+    /// A clock that advances one second per reading.
+    struct Ticking(std::cell::Cell<f64>);
+    impl Clock for Ticking {
+        fn seconds(&self) -> f64 {
+            self.0.set(self.0.get() + 1.0);
+            self.0.get()
+        }
+    }
+
+    #[test]
+    fn a_deadline_stops_the_run_before_the_next_step_and_says_so() {
+        let names = ["a", "b", "c", "d", "e"];
+        let p = Pipeline {
+            mode: PipelineMode::PreCall,
+            steps: names
+                .iter()
+                .map(|g| Step {
+                    on_pass: PipelineAction::Next,
+                    ..step(g)
+                })
+                .collect(),
+        };
+        let set = Set(names
+            .iter()
+            .map(|g| {
+                (
+                    *g,
+                    Box::new(Fixed(Verdict::Pass(Rewrite::None))) as Box<dyn Guardrail>,
+                )
+            })
+            .collect());
+        let ticking = Ticking(std::cell::Cell::new(0.0));
+        // Reading 1 now; step a reads 2 (the check), 3 and 4 (its timing); b's check reads 5.
+        let clock = Deadline {
+            clock: &ticking,
+            at: ticking.seconds() + 3.0,
+        };
+        let r = execute(&p, &req("x"), &set, &clock);
+        assert_eq!(r.terminal_action, TerminalAction::Block);
+        assert_eq!(
+            r.steps
+                .iter()
+                .map(|s| s.guardrail.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("stopped before step 'b': the time budget ran out")
+        );
+        // Without a deadline the same pipeline runs every step.
+        let r = execute(&p, &req("x"), &set, &Ticking(std::cell::Cell::new(0.0)));
+        assert_eq!(r.steps.len(), 5);
+        assert_eq!(r.terminal_action, TerminalAction::Allow);
     }
 }

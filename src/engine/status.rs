@@ -367,7 +367,7 @@ pub fn version_status_changed(
 pub fn policy_status(
     p: &Policy,
     eval: &Evaluation,
-    versions: &[PolicyVersion],
+    versions: &[std::sync::Arc<PolicyVersion>],
     bundle_problem: Option<&str>,
     extra: &[Cond],
     now: &Time,

@@ -179,6 +179,11 @@ fn run_one(
     let mut working = request;
     let mut verdict: Option<(TerminalAction, Option<String>, Option<String>)> = None;
     for name in resolved.guardrails.iter().filter(|g| !managed.contains(*g)) {
+        if clock.expired() {
+            let detail = super::pipeline::budget_detail(name);
+            verdict = Some((TerminalAction::Block, None, Some(detail)));
+            break;
+        }
         let start = clock.seconds();
         let (outcome, detail) = match guardrails.find(name) {
             None => (
@@ -225,6 +230,9 @@ fn run_one(
     };
 
     let mut failures = Vec::new();
+    if clock.expired() {
+        failures.push("the time budget ran out before the test finished".to_string());
+    }
     let expect = &test.expect;
     if expect.action != action {
         failures.push(format!(

@@ -16,8 +16,7 @@ use tracing::warn;
 
 use super::backoff;
 use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::api::{Policy, PolicyAttachment, PolicyVersion};
-use crate::cache::{AttachmentStore, Decoded, PolicyStore, VersionStore};
+use crate::cache::{AttachmentStore, Decoded, NsStore, PolicyStore, VersionStore};
 
 /// What the caches watch.
 pub struct Scope<'a> {
@@ -53,27 +52,6 @@ fn slim<K: ResourceExt>(o: &mut K) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// Turn each watch event into the namespace to queue.
-fn namespaces_of<K>(
-    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-) -> impl Stream<Item = Vec<String>> + Send
-where
-    K: ResourceExt + Clone + Send + 'static,
-{
-    stream.filter_map(|ev| async move {
-        match ev {
-            Ok(
-                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
-            ) => Some(o.namespace().into_iter().collect()),
-            Ok(_) => None,
-            Err(e) => {
-                warn!(error = %e, "watch error; retrying");
-                None
-            }
-        }
-    })
-}
-
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -85,7 +63,7 @@ where
     }
 }
 
-/// A reflector-backed watch of `api`, its events as namespaces.
+/// A watch of `api` kept in a kube reflector store, its events as namespaces.
 fn cached<K>(
     writer: reflector::store::Writer<K>,
     api: Api<K>,
@@ -95,9 +73,57 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
-    namespaces_of(
-        reflector::reflector(writer, watcher(api, cfg).modify(slim)).backoff(backoff::watch()),
-    )
+    reflector::reflector(writer, watcher(api, cfg).modify(slim))
+        .backoff(backoff::watch())
+        .filter_map(|ev| async move { namespaces_of(ev) })
+}
+
+/// A watch of `api` kept in a namespace-indexed [`NsStore`], its events as namespaces.
+fn indexed<K>(
+    store: NsStore<K>,
+    api: Api<Decoded<K>>,
+    cfg: watcher::Config,
+) -> impl Stream<Item = Vec<String>> + Send
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api, cfg)
+        .modify(slim)
+        .backoff(backoff::watch())
+        .filter_map(move |ev| {
+            let store = store.clone();
+            async move {
+                match ev {
+                    Ok(ev) => Some(store.apply(ev)).filter(|ns| !ns.is_empty()),
+                    Err(e) => {
+                        warn!(error = %e, "watch error; retrying");
+                        None
+                    }
+                }
+            }
+        })
+}
+
+/// The namespace a watch event concerns.
+fn namespaces_of<K: ResourceExt>(
+    ev: Result<watcher::Event<K>, watcher::Error>,
+) -> Option<Vec<String>> {
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
+            Some(o.namespace().into_iter().collect())
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!(error = %e, "watch error; retrying");
+            None
+        }
+    }
 }
 
 impl Caches {
@@ -108,18 +134,20 @@ impl Caches {
         // delivering (a network black hole, not a reset) is noticed within ~65 s, not kube's
         // 295 s.
         let cfg = watcher::Config::default().timeout(60);
-        let (policies, pw) = reflector::store::<Decoded<Policy>>();
-        let (versions, vw) = reflector::store::<Decoded<PolicyVersion>>();
-        let (attachments, aw) = reflector::store::<Decoded<PolicyAttachment>>();
+        let (policies, versions, attachments) = (
+            PolicyStore::default(),
+            VersionStore::default(),
+            AttachmentStore::default(),
+        );
         let (configmaps, cw) = reflector::store::<ConfigMap>();
         let (catalogs, kw) = reflector::store::<ConfigMap>();
         let owned = cfg
             .clone()
             .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
         let mut streams: Vec<Events> = vec![
-            Box::pin(cached(pw, api(client, ns), cfg.clone())),
-            Box::pin(cached(vw, api(client, ns), cfg.clone())),
-            Box::pin(cached(aw, api(client, ns), cfg.clone())),
+            Box::pin(indexed(policies.clone(), api(client, ns), cfg.clone())),
+            Box::pin(indexed(versions.clone(), api(client, ns), cfg.clone())),
+            Box::pin(indexed(attachments.clone(), api(client, ns), cfg.clone())),
             Box::pin(cached(cw, api(client, ns), owned)),
         ];
         if let Some(name) = scope.catalog_name {
@@ -128,9 +156,9 @@ impl Caches {
         }
         if let Some(name) = scope.gateway_deployment {
             let by_name = cfg.clone().fields(&format!("metadata.name={name}"));
-            let rollouts = namespaces_of(
-                watcher(api::<Deployment>(client, ns), by_name).backoff(backoff::watch()),
-            );
+            let rollouts = watcher(api::<Deployment>(client, ns), by_name)
+                .backoff(backoff::watch())
+                .filter_map(|ev| async move { namespaces_of(ev) });
             streams.push(Box::pin(rollouts));
         }
         let ready = Arc::new(OnceCell::new());

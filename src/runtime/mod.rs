@@ -162,6 +162,7 @@ pub async fn run(
             metrics: admission_metrics,
             budget_seconds: w.budget_seconds,
             catalog_cache: Default::default(),
+            slots: WebhookState::review_slots(),
         });
         tokio::spawn(webhook::tls::run(client.clone(), w, state, stop_rx.clone()))
     });
@@ -186,6 +187,7 @@ pub async fn run(
         provider,
         seen_policies: Default::default(),
         reported_undecodable: Default::default(),
+        written: Default::default(),
     });
     let controller = tokio::spawn(controller::run(
         ctx,

@@ -59,6 +59,8 @@ pub struct AdmissionMetrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<DurationLabels, Histogram>,
     pub test_runs: Counter,
+    /// Reviews denied because no review slot freed up within the budget.
+    pub saturated: Counter,
 }
 
 impl AdmissionMetrics {
@@ -70,6 +72,7 @@ impl AdmissionMetrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
             test_runs: Counter::default(),
+            saturated: Counter::default(),
         };
         registry.register(
             "admission_requests",
@@ -80,6 +83,11 @@ impl AdmissionMetrics {
             "admission_duration_seconds",
             "Time to answer an admission review",
             m.duration.clone(),
+        );
+        registry.register(
+            "admission_saturated",
+            "Admission reviews denied because the webhook was busy for the whole budget",
+            m.saturated.clone(),
         );
         registry.register(
             "admission_test_runs",
@@ -106,11 +114,19 @@ pub struct WebhookState {
     pub provider: ProviderFactory,
     pub metrics: AdmissionMetrics,
     pub budget_seconds: f64,
+    /// Reviews decided at once (see [`WebhookState::review_slots`]).
+    pub slots: Arc<tokio::sync::Semaphore>,
     /// Per namespace: the catalog ConfigMap's resourceVersion, its catalog and guardrails.
     pub catalog_cache: std::sync::Mutex<std::collections::HashMap<String, (String, CachedCatalog)>>,
 }
 
 impl WebhookState {
+    /// As many review slots as this process may use CPUs (its cgroup's quota included).
+    pub fn review_slots() -> Arc<tokio::sync::Semaphore> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new(n))
+    }
+
     fn objects(&self, ns: &str) -> Objects {
         crate::cache::objects(&self.policies, &self.versions, &self.attachments, ns)
     }
@@ -261,12 +277,19 @@ pub fn review(
     review: AdmissionReview<DynamicObject>,
     kind_hint: Option<&'static str>,
 ) -> AdmissionReview<DynamicObject> {
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return AdmissionResponse::invalid("the AdmissionReview has no request").into_review();
-        }
-    };
+    match review.try_into() {
+        Ok(req) => decide(state, req, kind_hint, 0.0),
+        Err(_) => AdmissionResponse::invalid("the AdmissionReview has no request").into_review(),
+    }
+}
+
+/// Decide one request that already spent `spent_seconds` of its budget (waiting for a slot).
+fn decide(
+    state: &WebhookState,
+    req: AdmissionRequest<DynamicObject>,
+    kind_hint: Option<&'static str>,
+    spent_seconds: f64,
+) -> AdmissionReview<DynamicObject> {
     let kind = match kind_hint.unwrap_or(req.kind.kind.as_str()) {
         "Policy" => Kind::Policy,
         "PolicyVersion" => Kind::Version,
@@ -301,6 +324,7 @@ pub fn review(
         provider: provider.as_ref(),
         clock: &clock,
         budget_seconds: state.budget_seconds,
+        spent_seconds,
     };
     let operation = op(&req.operation);
     let decided: Result<Decision, String> = match kind {
@@ -376,12 +400,68 @@ pub fn review_body(
     }
 }
 
+/// Answer one route's request. Deciding (validation, inheritance, test pipelines) is CPU work:
+/// it runs on the blocking pool, at most [`WebhookState::slots`] at once, never on the async
+/// workers that renew the lease, serve probes and keep the watches. Waiting for a slot counts
+/// against the admission budget; a review that cannot start within it is denied, saying why,
+/// before the API server's own timeout.
 async fn handle(
     State(state): State<Arc<WebhookState>>,
     kind: &'static str,
     body: axum::body::Bytes,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    Json(review_body(&state, kind, &body))
+    let arrived = Instant::now();
+    let req: AdmissionRequest<DynamicObject> =
+        match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) {
+            Ok(r) => match r.try_into() {
+                Ok(req) => req,
+                Err(_) => {
+                    return Json(
+                        AdmissionResponse::invalid("the AdmissionReview has no request")
+                            .into_review(),
+                    );
+                }
+            },
+            Err(e) => {
+                warn!(error = %e, "malformed AdmissionReview");
+                return Json(undecodable(kind, &body, &e));
+            }
+        };
+    let budget = std::time::Duration::from_secs_f64(state.budget_seconds.max(0.0));
+    let who = format!(
+        "{kind} {}/{}",
+        req.namespace.as_deref().unwrap_or_default(),
+        req.name
+    );
+    let base = AdmissionResponse::from(&req);
+    let permit = match tokio::time::timeout(budget, state.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            state.metrics.saturated.inc();
+            warn!(object = %who, waited = ?arrived.elapsed(), "admission review not started within the budget");
+            return Json(
+                base.deny(format!(
+                    "{who}: not reviewed: the webhook was busy for the whole admission budget of {:.1}s (every one of its review slots was taken); apply it again in a moment, or give the operator more CPU",
+                    state.budget_seconds
+                ))
+                .into_review(),
+            );
+        }
+    };
+    let waited = arrived.elapsed().as_secs_f64();
+    let shared = state.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        decide(&shared, req, Some(kind), waited)
+    })
+    .await;
+    Json(decided.unwrap_or_else(|e| {
+        warn!(object = %who, error = %e, "admission review failed");
+        base.deny(format!(
+            "{who}: the review failed inside the operator ({e}); this is a bug, please report it with the object"
+        ))
+        .into_review()
+    }))
 }
 
 /// The webhook routes.

@@ -17,4 +17,5 @@ mod crash;
 mod outage;
 mod replicas;
 mod repo;
+mod starvation;
 mod webhook_down;

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use super::hash::content_hash;
 use super::lifecycle::{self, Decisions, Promotion, VersionInput};
 use super::namespace::{Objects, checked_content, desired_production};
-use super::pipeline::Clock;
+use super::pipeline::{Clock, Deadline};
 use super::testing::{GuardrailProvider, TestOutcome, run_tests};
 use crate::api::{Policy, PolicyAttachment, PolicyVersion, Stage};
 
@@ -66,6 +67,9 @@ pub struct Env<'a> {
     /// Seconds the tests may take before the answer is a denial (keeps far inside the
     /// webhook's timeoutSeconds).
     pub budget_seconds: f64,
+    /// Time this review already spent before its tests (waiting for a review slot); it counts
+    /// against the budget.
+    pub spent_seconds: f64,
 }
 
 impl Env<'_> {
@@ -284,7 +288,11 @@ pub fn review_version(
     let tests = new.spec.tests.as_deref().unwrap_or(&[]);
     let mut others = desired_production(&env.objects().versions);
     others.remove(&new.spec.policy);
-    let start = env.clock.seconds();
+    // The budget is checked before every pipeline step, not only between tests.
+    let clock = Deadline {
+        clock: env.clock,
+        at: env.clock.seconds() + env.budget_seconds - env.spent_seconds,
+    };
     let mut outcomes = Vec::with_capacity(tests.len());
     for t in tests {
         outcomes.extend(run_tests(
@@ -293,14 +301,15 @@ pub fn review_version(
             std::slice::from_ref(t),
             &others,
             env.provider,
-            env.clock,
+            &clock,
         ));
-        if env.clock.seconds() - start > env.budget_seconds {
+        if clock.expired() {
             let mut d = Decision::deny(format!(
-                "{who}: its tests took longer than the admission budget of {:.1}s after {} of {} test(s); make them smaller or run them with `guardrail-operator test`",
+                "{who}: its tests did not finish within the admission budget of {:.1}s: it ran out in test {} of {} ('{}'); make the tests smaller, or run them with `guardrail-operator test` and apply the version once they pass",
                 env.budget_seconds,
                 outcomes.len(),
-                tests.len()
+                tests.len(),
+                t.name
             ));
             d.ran_tests = true;
             return d;
@@ -575,14 +584,14 @@ fn without_policy(objects: &Objects, policy: &str) -> Objects {
 /// The namespace with one version replaced (None: removed).
 fn with_version(objects: &Objects, old: &PolicyVersion, new: Option<&PolicyVersion>) -> Objects {
     let me = name(&old.metadata);
-    let mut versions: Vec<PolicyVersion> = objects
+    let mut versions: Vec<Arc<PolicyVersion>> = objects
         .versions
         .iter()
         .filter(|v| name(&v.metadata) != me)
         .cloned()
         .collect();
     if let Some(new) = new {
-        versions.push(new.clone());
+        versions.push(Arc::new(new.clone()));
     }
     Objects {
         policies: objects.policies.clone(),

@@ -37,6 +37,7 @@ fn review<T>(objects: Objects, f: impl FnOnce(&Env<'_>) -> T) -> T {
         provider: &MocksOnly,
         clock: &MonotonicClock::default(),
         budget_seconds: 5.0,
+        spent_seconds: 0.0,
     };
     f(&env)
 }
@@ -44,14 +45,16 @@ fn review<T>(objects: Objects, f: impl FnOnce(&Env<'_>) -> T) -> T {
 fn org() -> Objects {
     Objects {
         policies: ["org-baseline", "research", "claims", "other"]
-            .map(policy)
+            .map(|n| Arc::new(policy(n)))
             .to_vec(),
-        versions: vec![
+        versions: [
             version("org-baseline", 1, "Production", None),
             version("research", 1, "Production", Some("org-baseline")),
             version("claims", 2, "Production", Some("research")),
             version("other", 1, "Production", None),
-        ],
+        ]
+        .map(Arc::new)
+        .to_vec(),
         attachments: Vec::new(),
     }
 }
@@ -130,11 +133,13 @@ fn namespace() -> Objects {
         ..Default::default()
     });
     Objects {
-        policies: vec![policy("app"), base, policy("idle")],
-        versions: vec![
+        policies: [policy("app"), base, policy("idle")].map(Arc::new).to_vec(),
+        versions: [
             version("base", 3, "Production", None),
             v(json!({"version": 4, "stage": "Published", "name": "app-v4"})),
-        ],
+        ]
+        .map(Arc::new)
+        .to_vec(),
         attachments: Vec::new(),
     }
 }
@@ -332,6 +337,7 @@ fn every_version_rule_denies_or_warns_with_its_message() {
             provider: &MocksOnly,
             clock: &MonotonicClock::default(),
             budget_seconds: 5.0,
+            spent_seconds: 0.0,
         };
         let d = review_version(*op, new.as_ref(), old.as_ref(), &env);
         check(case, &d, expect);
@@ -351,13 +357,14 @@ fn tests_over_the_budget_deny_and_tested_content_is_not_run_again() {
         provider: &MocksOnly,
         clock: &slow,
         budget_seconds: 5.0,
+        spent_seconds: 0.0,
     };
     let d = review_version(Operation::Create, Some(&new), None, &env);
     check(
         "budget",
         &d,
         &Expect::Deny(
-            "its tests took longer than the admission budget of 5.0s after 1 of 2 test(s)",
+            "its tests did not finish within the admission budget of 5.0s: it ran out in test 1 of 2 ('clean')",
         ),
     );
     assert!(d.ran_tests);
@@ -467,7 +474,7 @@ fn deleting_a_production_version_says_who_takes_over() {
     let mut objects = namespace();
     objects
         .versions
-        .push(version("base", 5, "Production", None));
+        .push(Arc::new(version("base", 5, "Production", None)));
     let old = objects.versions[0].clone();
     let d = review(objects, |env| {
         review_version(Operation::Delete, None, Some(&old), env)
@@ -517,17 +524,19 @@ fn deleting_a_parent_names_every_policy_that_leaves_the_gateway() {
 #[test]
 fn a_rollback_whose_fallback_waits_warns_that_the_policy_leaves() {
     let mut objects = Objects {
-        policies: ["airline", "hub"].map(policy).to_vec(),
-        versions: vec![
+        policies: ["airline", "hub"].map(|n| Arc::new(policy(n))).to_vec(),
+        versions: [
             version("airline", 5, "Production", None),
             version("airline", 9, "Production", Some("hub")),
             version("hub", 1, "Draft", None),
-        ],
+        ]
+        .map(Arc::new)
+        .to_vec(),
         attachments: Vec::new(),
     };
-    objects.versions[1].status = None;
+    Arc::make_mut(&mut objects.versions[1]).status = None;
     let old = objects.versions[0].clone();
-    let mut new = old.clone();
+    let mut new = (*old).clone();
     new.spec.stage = Some(Stage::Published);
     let d = review(objects.clone(), |env| {
         review_version(Operation::Update, Some(&new), Some(&old), env)
@@ -548,7 +557,7 @@ fn a_rollback_whose_fallback_waits_warns_that_the_policy_leaves() {
         w.contains("Deleting PolicyVersion ns/airline-v5 takes 'airline' out of the gateway"),
         "{w}"
     );
-    objects.versions[2] = version("hub", 1, "Production", None);
+    objects.versions[2] = Arc::new(version("hub", 1, "Production", None));
     let d = review(objects, |env| {
         review_version(Operation::Update, Some(&new), Some(&old), env)
     });
@@ -576,4 +585,32 @@ fn an_attachment_to_a_name_with_an_empty_label_is_denied() {
         "{m}"
     );
     assert!(m.contains("empty label"), "{m}");
+}
+
+#[test]
+fn time_spent_waiting_counts_against_the_budget() {
+    let mut new = v(with_tests(true));
+    new.spec.stage = Some(Stage::Production);
+    let load = namespace;
+    let clock = MonotonicClock::default();
+    let env = |spent_seconds| Env {
+        load_objects: &load,
+        objects: std::cell::OnceCell::new(),
+        catalog: None,
+        provider: &MocksOnly,
+        clock: &clock,
+        budget_seconds: 5.0,
+        spent_seconds,
+    };
+    // The same review on a fast clock: allowed with 1 s spent, denied with the budget spent.
+    let d = review_version(Operation::Create, Some(&new), None, &env(1.0));
+    check("1 s spent", &d, &Expect::Allow(&[]));
+    let d = review_version(Operation::Create, Some(&new), None, &env(5.0));
+    check(
+        "budget spent",
+        &d,
+        &Expect::Deny(
+            "its tests did not finish within the admission budget of 5.0s: it ran out in test 1 of 2 ('clean')",
+        ),
+    );
 }

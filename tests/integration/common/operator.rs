@@ -74,12 +74,37 @@ impl Operator {
         extra: &[&str],
         kubeconfig: &std::path::Path,
     ) -> Operator {
+        Self::start_under(&[], ns, extra, kubeconfig).await
+    }
+
+    /// Start pinned to one CPU (`taskset -c <cpu>`): the process, its threads and the blocking
+    /// pool share that one core.
+    pub async fn start_on_cpu(cpu: usize, ns: &str, extra: &[&str]) -> Operator {
+        let cpu = cpu.to_string();
+        Self::start_under(&["taskset", "-c", &cpu], ns, extra, &kubeconfig_path()).await
+    }
+
+    /// Start as the arguments of `wrapper` (none: directly).
+    async fn start_under(
+        wrapper: &[&str],
+        ns: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+    ) -> Operator {
         let port = free_port();
         let log = repo_root()
             .join("target")
             .join(format!("operator-{ns}-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"));
+        let binary = env!("CARGO_BIN_EXE_guardrail-operator");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => tokio::process::Command::new(binary),
+        };
         cmd.args([
             "run",
             "--namespace",
