@@ -17,7 +17,6 @@ use guardrail_operator::providers;
 use guardrail_operator::webhook::{self, AdmissionMetrics, WebhookState, certs};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use kube::runtime::reflector;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::json;
 
@@ -129,9 +128,7 @@ async fn main() {
     )
     .unwrap();
     let cfg = webhook::server_config(pem.cert.as_bytes(), pem.key.as_bytes()).unwrap();
-    let (policies, _w1) = reflector::store();
-    let (versions, _w2) = reflector::store();
-    let (attachments, _w3) = reflector::store();
+    let (policies, versions, attachments) = Default::default();
     let metrics_check = AdmissionMetrics::register(&mut Default::default());
     let state = Arc::new(WebhookState {
         policies,
@@ -143,6 +140,7 @@ async fn main() {
         metrics: metrics_check.clone(),
         budget_seconds: 2.0,
         catalog_cache: Default::default(),
+        slots: WebhookState::review_slots(),
     });
     let state_check = state.clone();
     let real = start(

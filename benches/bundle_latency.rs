@@ -1,8 +1,16 @@
 //! Time from applying a production PolicyVersion to the gateway bundle ConfigMap carrying it,
 //! against the real test control plane with the operator running as a process.
 //!
-//! Reproduce: `eval "$(scripts/testcp-up.sh)"; cargo bench --bench bundle_latency; scripts/testcp-down.sh`
+//! With `PRELOAD=10000`, that many PolicyVersions (with their Policies and attachments, 1,000
+//! per namespace) are created first and converged, and the operator watches every namespace:
+//! the latency with a full cluster. With `BENCH_OLD_BIN=<older guardrail-operator>`, the same
+//! rounds run with that binary too, side by side.
+//!
+//! Reproduce: `eval "$(scripts/testcp-up.sh)"; PRELOAD=10000 cargo bench --bench bundle_latency; scripts/testcp-down.sh`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::time::{Duration, Instant};
 
@@ -13,18 +21,15 @@ use kube::{Client, Config};
 
 const ROUNDS: i64 = 20;
 
-#[tokio::main]
-async fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let path = std::env::var("TESTCP_KUBECONFIG")
-        .expect("TESTCP_KUBECONFIG: run `eval \"$(scripts/testcp-up.sh)\"` first");
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let client = Client::try_from(
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+/// Start `binary`, wait until the preloaded namespaces have converged, then time `ROUNDS`
+/// production versions in a fresh namespace, each until the bundle carries it.
+async fn rounds(
+    client: &Client,
+    kubeconfig: &str,
+    binary: &str,
+    preloaded: &[String],
+    per: usize,
+) -> Vec<Duration> {
     let ns = format!("bench-latency-{:06x}", rand::random::<u32>() & 0xffffff);
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(
@@ -33,36 +38,44 @@ async fn main() {
     )
     .await
     .unwrap();
-    let crds = std::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            &path,
-            "apply",
-            "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
-        ])
-        .output()
-        .unwrap();
-    assert!(crds.status.success());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut op = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
-        .args([
-            "run",
-            "--namespace",
-            &ns,
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("KUBECONFIG", &path)
+    let mut args = vec![
+        "run".to_string(),
+        "--http-addr".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    if preloaded.is_empty() {
+        args.extend(["--namespace".to_string(), ns.clone()]);
+    }
+    let mut op = tokio::process::Command::new(binary)
+        .args(&args)
+        .env("KUBECONFIG", kubeconfig)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let start = Instant::now();
+    for p in preloaded {
+        while !cluster::converged(client, p, per).await {
+            assert!(
+                start.elapsed() < Duration::from_secs(1200),
+                "{binary}: {p} did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    if !preloaded.is_empty() {
+        eprintln!(
+            "{binary}: {} preloaded namespaces converged in {:?}",
+            preloaded.len(),
+            start.elapsed()
+        );
+    }
     let pp = PatchParams::apply("bench").force();
     let dynapi = |kind: &str| -> Api<kube::core::DynamicObject> {
         let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
@@ -108,14 +121,69 @@ async fn main() {
         samples.push(start.elapsed());
     }
     let _ = op.start_kill();
+    let _ = op.wait().await;
     let _ = nss.delete(&ns, &Default::default()).await;
     samples.sort();
+    samples
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let path = std::env::var("TESTCP_KUBECONFIG")
+        .expect("TESTCP_KUBECONFIG: run `eval \"$(scripts/testcp-up.sh)\"` first");
+    let preload: usize = std::env::var("PRELOAD")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let mut binaries = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
+    if let Ok(old) = std::env::var("BENCH_OLD_BIN") {
+        binaries.insert(0, ("old", old));
+    }
+    let kc = Kubeconfig::read_from(&path).unwrap();
+    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    cfg.read_timeout = Some(Duration::from_secs(120));
+    let client = Client::try_from(cfg).unwrap();
+    let crds = std::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            &path,
+            "apply",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
+        ])
+        .output()
+        .unwrap();
+    assert!(crds.status.success());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let (preloaded, per) = if preload > 0 {
+        let spaces = preload.div_ceil(1000);
+        let per = preload / spaces;
+        let tag = rand::random::<u32>() & 0xffffff;
+        let names = cluster::namespaces(&nss, &format!("bench-preload-{tag:06x}"), spaces).await;
+        let objs = cluster::objects(per);
+        for ns in &names {
+            cluster::create_all(&client, ns, &objs).await;
+        }
+        (names, per)
+    } else {
+        (Vec::new(), 0)
+    };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "apply production version -> bundle ConfigMap updated, {ROUNDS} rounds: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms (operator debounce 100 ms)",
-        ms(samples[samples.len() / 2]),
-        ms(samples[samples.len() * 9 / 10]),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1])
-    );
+    println!("| operator | objects already present | rounds | median | p90 | min | max |");
+    println!("|---|---|---|---|---|---|---|");
+    for (which, binary) in &binaries {
+        let samples = rounds(&client, &path, binary, &preloaded, per).await;
+        println!(
+            "| {which} | {} | {ROUNDS} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            3 * preload,
+            ms(samples[samples.len() / 2]),
+            ms(samples[samples.len() * 9 / 10]),
+            ms(samples[0]),
+            ms(samples[samples.len() - 1])
+        );
+    }
+    cluster::delete_namespaces(&nss, &preloaded).await;
 }

@@ -135,7 +135,8 @@ fn render(c: &mut Criterion) {
         let mut o = Objects::default();
         for i in 0..n {
             let name = format!("p{i:05}");
-            o.policies.push(Policy::new(&name, Default::default()));
+            o.policies
+                .push(Policy::new(&name, Default::default()).into());
             let spec = PolicyVersionSpec {
                 policy: name.clone(),
                 version: 1,
@@ -148,15 +149,18 @@ fn render(c: &mut Criterion) {
                 ..Default::default()
             };
             o.versions
-                .push(PolicyVersion::new(&format!("{name}-v1"), spec));
-            o.attachments.push(PolicyAttachment::new(
-                &format!("a{i:05}"),
-                PolicyAttachmentSpec {
-                    policy: name,
-                    teams: Some(vec![format!("team-{}-*", i % 50)]),
-                    ..Default::default()
-                },
-            ));
+                .push(PolicyVersion::new(&format!("{name}-v1"), spec).into());
+            o.attachments.push(
+                PolicyAttachment::new(
+                    &format!("a{i:05}"),
+                    PolicyAttachmentSpec {
+                        policy: name,
+                        teams: Some(vec![format!("team-{}-*", i % 50)]),
+                        ..Default::default()
+                    },
+                )
+                .into(),
+            );
         }
         let clock = MonotonicClock::default();
         let provider = guardrail_operator::engine::testing::MocksOnly;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use guardrail_operator::engine::attach::resolve_request;
 use guardrail_operator::engine::litellm::{parse_attachment, parse_policy};
 use guardrail_operator::engine::model::{Attachment, MatchContext, PolicyIndex, PolicyMap};
+use guardrail_operator::engine::resolver::Resolver;
 use serde_json::Value;
 
 fn main() {
@@ -49,9 +50,16 @@ fn main() {
         // Like LiteLLM's registry (a dict), the set is indexed once when loaded.
         let policies_map = policies;
         let policies = PolicyIndex::new(&policies_map);
-        // Same answers as LiteLLM.
+        // The indexed resolver, built once per set as LiteLLM's registries are.
+        let resolver = Resolver::new(&atts, &policies);
+        // Same answers as LiteLLM, from both.
         for (c, expected) in ctxs.iter().zip(set["expected"].as_array().unwrap()) {
             let r = resolve_request(&atts, &policies, c);
+            assert_eq!(
+                resolver.resolve(c),
+                r,
+                "the indexed resolver differs for {c:?}"
+            );
             let names: Vec<&str> = r
                 .matched_policies
                 .iter()
@@ -78,16 +86,24 @@ fn main() {
                 "effective guardrails differ from LiteLLM for {c:?}"
             );
         }
-        let mut rounds = 0u64;
-        let start = Instant::now();
-        while start.elapsed().as_secs_f64() < 1.0 || rounds < 3 {
-            for c in &ctxs {
-                black_box(resolve_request(&atts, &policies, c));
+        let time = |f: &dyn Fn(&MatchContext)| {
+            let mut rounds = 0u64;
+            let start = Instant::now();
+            while start.elapsed().as_secs_f64() < 1.0 || rounds < 3 {
+                for c in &ctxs {
+                    f(c);
+                }
+                rounds += 1;
             }
-            rounds += 1;
-        }
-        let per_request = start.elapsed().as_secs_f64() / (rounds as f64 * ctxs.len() as f64);
-        out.push(serde_json::json!({"n": set["n"], "per_request_seconds": per_request}));
+            start.elapsed().as_secs_f64() / (rounds as f64 * ctxs.len() as f64)
+        };
+        let linear = time(&|c| {
+            black_box(resolve_request(&atts, &policies, c));
+        });
+        let indexed = time(&|c| {
+            black_box(resolver.resolve(c));
+        });
+        out.push(serde_json::json!({"n": set["n"], "shape": set["shape"], "linear_per_request_seconds": linear, "per_request_seconds": indexed}));
     }
     println!("RESULT {}", serde_json::to_string(&out).unwrap());
 }

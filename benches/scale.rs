@@ -5,143 +5,140 @@
 //! namespace): one namespace's bundle must fit a ConfigMap (1 MiB), and 10,000 policies in
 //! one bundle would not.
 //!
+//! Every write the API server served during the operator's run is counted from its own
+//! `apiserver_request_total` (before and after, by resource, subresource and verb), so the
+//! writes the operator adds per object a user creates are measured, not estimated.
+//!
+//! With `SCALE_OLD_BIN=<path to an older guardrail-operator>`, each size runs with that binary
+//! too, in the same run and on fresh namespaces, so old and new are side by side.
+//!
 //! Reproduce: `eval "$(scripts/testcp-up.sh)"; SCALE=1000,10000 cargo bench --bench scale; scripts/testcp-down.sh`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/cluster.rs"]
+mod cluster;
+
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ListParams, PostParams};
+use cluster::{converged, create_all, delete_namespaces, namespaces, objects, proc_stat};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, Config};
-use serde_json::json;
 
-const CONCURRENCY: usize = 32;
+/// The API server's write counters: (resource, subresource, verb) → requests served.
+type Writes = std::collections::BTreeMap<(String, String, String), f64>;
 
-fn objects(n: usize) -> Vec<(&'static str, serde_json::Value)> {
-    let mut out = Vec::with_capacity(3 * n);
-    for i in 0..n {
-        let p = format!("p{i:05}");
-        out.push(("Policy", json!({"metadata": {"name": p}, "spec": {}})));
-        let mut spec = json!({"policy": p, "version": 1, "stage": "Production", "guardrails": {"add": [format!("g{}", i % 40)]}});
-        if i % 5 != 0 {
-            spec["inherit"] = json!(format!("p{:05}", i - 1));
+const WRITE_VERBS: [&str; 4] = ["POST", "CREATE", "APPLY", "PATCH"];
+
+/// Writes served so far, from the API server's own `apiserver_request_total`. Deletes are
+/// left out: they come from the previous size's namespace cleanup, not from convergence.
+async fn writes(client: &Client) -> Writes {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    let mut out = Writes::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |key: &str| {
+            labels
+                .split("\",")
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let verb = label("verb");
+        if !WRITE_VERBS.contains(&verb.as_str()) {
+            continue;
         }
-        out.push((
-            "PolicyVersion",
-            json!({"metadata": {"name": format!("{p}-v1")}, "spec": spec}),
-        ));
-        out.push(("PolicyAttachment", json!({"metadata": {"name": format!("a{i:05}")}, "spec": {"policy": p, "teams": [format!("team-{}-*", i % 50)]}})));
+        let verb = if verb == "POST" {
+            "CREATE".into()
+        } else {
+            verb
+        };
+        *out.entry((label("resource"), label("subresource"), verb))
+            .or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
     }
     out
 }
 
-async fn create_all(
+/// `after - before`, the non-zero entries.
+fn delta(before: &Writes, after: &Writes) -> Writes {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+/// One converged run with an operator binary.
+struct Run {
+    took: Duration,
+    hwm_kb: u64,
+    cpu: f64,
+    /// Writes the API server served during the run, the user's creates included.
+    writes: Writes,
+}
+
+/// Create `objs` in each of `namespaces` with `binary` running, until everything converged.
+async fn run_operator(
     client: &Client,
-    ns: &str,
+    kubeconfig: &str,
+    binary: &str,
+    namespaces: &[String],
     objs: &[(&'static str, serde_json::Value)],
-) -> Duration {
-    let start = Instant::now();
-    futures::stream::iter(objs.iter().cloned())
-        .map(|(kind, mut body)| {
-            let client = client.clone();
-            let ns = ns.to_string();
-            async move {
-                let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-                    "guardrails.dev",
-                    "v1alpha1",
-                    kind,
-                ));
-                body["apiVersion"] = json!("guardrails.dev/v1alpha1");
-                body["kind"] = json!(kind);
-                let obj: DynamicObject = serde_json::from_value(body).unwrap();
-                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
-                api.create(&PostParams::default(), &obj).await.unwrap();
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-    start.elapsed()
-}
-
-async fn converged(client: &Client, ns: &str, n: usize) -> bool {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "guardrails.dev",
-        "v1alpha1",
-        "PolicyVersion",
-    ));
-    let versions: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let list = versions.list(&ListParams::default()).await.unwrap();
-    let done = list
-        .items
-        .iter()
-        .filter(|v| v.data["status"]["stage"] == "Production")
-        .count();
-    if done < n {
-        return false;
-    }
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "guardrails.dev",
-        "v1alpha1",
-        "PolicyAttachment",
-    ));
-    let atts: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let ready = atts
-        .list(&ListParams::default())
-        .await
+) -> Run {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-        .items
-        .iter()
-        .filter(|a| {
-            a.data["status"]["conditions"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
-        .count();
-    if ready < n {
-        return false;
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut op = tokio::process::Command::new(binary)
+        .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = op.id().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, cpu0) = proc_stat(pid);
+    let before = writes(client).await;
+    let start = Instant::now();
+    for ns in namespaces {
+        create_all(client, ns, objs).await;
     }
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let Some(cm) = cms.get_opt("guardrail-gateway-config").await.unwrap() else {
-        return false;
-    };
-    let data = cm.data.unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(
-        data.get("resolved.json")
-            .map(String::as_str)
-            .unwrap_or("{}"),
-    )
-    .unwrap_or_default();
-    v["policies"].as_object().is_some_and(|p| p.len() == n)
-}
-
-fn proc_stat(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|x| x.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|x| x.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    (hwm, ticks / 100.0)
+    let deadline = Duration::from_secs(1800);
+    for ns in namespaces {
+        while !converged(client, ns, objs.len() / 3).await {
+            assert!(
+                start.elapsed() < deadline,
+                "{binary} did not converge within {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let took = start.elapsed();
+    // Writes still in flight at convergence (events, a last status) belong to the run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = writes(client).await;
+    let (hwm_kb, cpu1) = proc_stat(pid);
+    let _ = op.start_kill();
+    let _ = op.wait().await;
+    Run {
+        took,
+        hwm_kb,
+        cpu: cpu1 - cpu0,
+        writes: delta(&before, &after),
+    }
 }
 
 #[tokio::main]
@@ -156,6 +153,10 @@ async fn main() {
         .split(',')
         .map(|s| s.trim().parse().unwrap())
         .collect();
+    let mut binaries = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
+    if let Ok(old) = std::env::var("SCALE_OLD_BIN") {
+        binaries.insert(0, ("old", old));
+    }
     let kc = Kubeconfig::read_from(&path).unwrap();
     let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -174,92 +175,74 @@ async fn main() {
         .unwrap();
     assert!(crds.status.success());
     let nss: Api<Namespace> = Api::all(client.clone());
-    println!(
-        "| PolicyVersions (+ Policies, attachments) | raw writes | raw objects/s | with operator: converged | converged objects/s | ratio | peak RSS | operator CPU | per-object cost |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    let mut details = Vec::new();
     for n in sizes {
         let tag = rand::random::<u32>() & 0xffffff;
         let spaces = n.div_ceil(1000);
         let per = n / spaces;
-        let raw_ns: Vec<String> = (0..spaces)
-            .map(|i| format!("scale-raw-{n}-{tag:06x}-{i}"))
-            .collect();
-        let op_ns: Vec<String> = (0..spaces)
-            .map(|i| format!("scale-op-{n}-{tag:06x}-{i}"))
-            .collect();
-        for ns in raw_ns.iter().chain(&op_ns) {
-            nss.create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await
-            .unwrap();
-        }
         let objs = objects(per);
+        let raw_ns = namespaces(&nss, &format!("scale-raw-{n}-{tag:06x}"), spaces).await;
         let start = Instant::now();
         for ns in &raw_ns {
             create_all(&client, ns, &objs).await;
         }
         let raw = start.elapsed();
-        // The operator watches every namespace: the raw copies must be gone before it starts.
-        for ns in &raw_ns {
-            let _ = nss.delete(ns, &Default::default()).await;
-        }
-        for ns in &raw_ns {
-            while nss.get_opt(ns).await.unwrap().is_some() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut op = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail-operator"))
-            .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", &path)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let pid = op.id().unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let (_, cpu0) = proc_stat(pid);
-        let start = Instant::now();
-        for ns in &op_ns {
-            create_all(&client, ns, &objs).await;
-        }
-        let deadline = Duration::from_secs(900);
-        for ns in &op_ns {
-            while !converged(&client, ns, per).await {
-                assert!(
-                    start.elapsed() < deadline,
-                    "did not converge within {deadline:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-        let took = start.elapsed();
-        let (hwm_kb, cpu1) = proc_stat(pid);
-        let _ = op.start_kill();
+        delete_namespaces(&nss, &raw_ns).await;
         let objects_n = 3 * n;
-        println!(
-            "| {n} (+{n}, +{n}; {spaces} namespace(s)) | {:.1} s | {:.0} | {:.1} s | {:.0} | {:.0}% | {:.1} MiB | {:.1} s | {:.2} ms |",
-            raw.as_secs_f64(),
-            objects_n as f64 / raw.as_secs_f64(),
-            took.as_secs_f64(),
-            objects_n as f64 / took.as_secs_f64(),
-            100.0 * raw.as_secs_f64() / took.as_secs_f64(),
-            hwm_kb as f64 / 1024.0,
-            cpu1 - cpu0,
-            1000.0 * took.as_secs_f64() / objects_n as f64,
-        );
-        for ns in &op_ns {
-            let _ = nss.delete(ns, &Default::default()).await;
+        for (which, binary) in &binaries {
+            let op_ns = namespaces(&nss, &format!("scale-{which}-{n}-{tag:06x}"), spaces).await;
+            let run = run_operator(&client, &path, binary, &op_ns, &objs).await;
+            delete_namespaces(&nss, &op_ns).await;
+            let ours = |k: &(String, String, String)| {
+                !(k.2 == "CREATE"
+                    && k.1.is_empty()
+                    && ["policies", "policyversions", "policyattachments"].contains(&k.0.as_str()))
+            };
+            let operator_writes: f64 = run
+                .writes
+                .iter()
+                .filter(|(k, _)| ours(k))
+                .map(|(_, v)| v)
+                .sum();
+            rows.push(format!(
+                "| {which} | {n} (+{n}, +{n}; {spaces} namespace(s)) | {:.1} s | {:.0} | {:.1} s | {:.0} | {:.0}% | {:.2} | {:.1} MiB | {:.2} KiB | {:.1} s | {:.2} ms |",
+                raw.as_secs_f64(),
+                objects_n as f64 / raw.as_secs_f64(),
+                run.took.as_secs_f64(),
+                objects_n as f64 / run.took.as_secs_f64(),
+                100.0 * raw.as_secs_f64() / run.took.as_secs_f64(),
+                operator_writes / objects_n as f64,
+                run.hwm_kb as f64 / 1024.0,
+                run.hwm_kb as f64 / objects_n as f64,
+                run.cpu,
+                1000.0 * run.took.as_secs_f64() / objects_n as f64,
+            ));
+            for ((resource, sub, verb), count) in &run.writes {
+                let what = if sub.is_empty() {
+                    resource.clone()
+                } else {
+                    format!("{resource}/{sub}")
+                };
+                details.push(format!(
+                    "| {which} | {n} | {what} | {verb} | {count:.0} | {:.3} |",
+                    count / objects_n as f64
+                ));
+            }
+            eprintln!("{}", rows.last().unwrap());
         }
+    }
+    println!(
+        "| operator | PolicyVersions (+ Policies, attachments) | raw writes | raw objects/s | with operator: converged | converged objects/s | ratio | operator writes per user object | peak RSS | RSS per object | operator CPU | per-object cost |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+    println!();
+    println!("| operator | PolicyVersions | resource | verb | requests | per user object |");
+    println!("|---|---|---|---|---|---|");
+    for d in details {
+        println!("{d}");
     }
 }

@@ -1,0 +1,165 @@
+//! What the benchmarks against the test control plane share: the generated repository, a
+//! plain client's creates, convergence, and the operator's memory and CPU.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
+
+pub const CONCURRENCY: usize = 32;
+
+pub fn objects(n: usize) -> Vec<(&'static str, serde_json::Value)> {
+    let mut out = Vec::with_capacity(3 * n);
+    for i in 0..n {
+        let p = format!("p{i:05}");
+        out.push(("Policy", json!({"metadata": {"name": p}, "spec": {}})));
+        let mut spec = json!({"policy": p, "version": 1, "stage": "Production", "guardrails": {"add": [format!("g{}", i % 40)]}});
+        if i % 5 != 0 {
+            spec["inherit"] = json!(format!("p{:05}", i - 1));
+        }
+        out.push((
+            "PolicyVersion",
+            json!({"metadata": {"name": format!("{p}-v1")}, "spec": spec}),
+        ));
+        out.push(("PolicyAttachment", json!({"metadata": {"name": format!("a{i:05}")}, "spec": {"policy": p, "teams": [format!("team-{}-*", i % 50)]}})));
+    }
+    out
+}
+
+pub async fn create_all(
+    client: &Client,
+    ns: &str,
+    objs: &[(&'static str, serde_json::Value)],
+) -> Duration {
+    let start = Instant::now();
+    futures::stream::iter(objs.iter().cloned())
+        .map(|(kind, mut body)| {
+            let client = client.clone();
+            let ns = ns.to_string();
+            async move {
+                let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+                    "guardrails.dev",
+                    "v1alpha1",
+                    kind,
+                ));
+                body["apiVersion"] = json!("guardrails.dev/v1alpha1");
+                body["kind"] = json!(kind);
+                let obj: DynamicObject = serde_json::from_value(body).unwrap();
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
+                api.create(&PostParams::default(), &obj).await.unwrap();
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    start.elapsed()
+}
+
+pub async fn converged(client: &Client, ns: &str, n: usize) -> bool {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "guardrails.dev",
+        "v1alpha1",
+        "PolicyVersion",
+    ));
+    let versions: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let list = versions.list(&ListParams::default()).await.unwrap();
+    let done = list
+        .items
+        .iter()
+        .filter(|v| v.data["status"]["stage"] == "Production")
+        .count();
+    if done < n {
+        return false;
+    }
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "guardrails.dev",
+        "v1alpha1",
+        "PolicyAttachment",
+    ));
+    let atts: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let ready = atts
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|a| {
+            a.data["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .count();
+    if ready < n {
+        return false;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let Some(cm) = cms.get_opt("guardrail-gateway-config").await.unwrap() else {
+        return false;
+    };
+    let data = cm.data.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(
+        data.get("resolved.json")
+            .map(String::as_str)
+            .unwrap_or("{}"),
+    )
+    .unwrap_or_default();
+    v["policies"].as_object().is_some_and(|p| p.len() == n)
+}
+
+/// (peak RSS in KiB, user+system CPU seconds) of a process.
+pub fn proc_stat(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    (hwm, ticks / 100.0)
+}
+
+/// Create `n` namespaces named `prefix-i`.
+pub async fn namespaces(nss: &Api<Namespace>, prefix: &str, n: usize) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for ns in &names {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    names
+}
+
+/// Delete `names` and wait until they are gone (the operator watches every namespace).
+pub async fn delete_namespaces(nss: &Api<Namespace>, names: &[String]) {
+    for ns in names {
+        let _ = nss.delete(ns, &Default::default()).await;
+    }
+    for ns in names {
+        while nss.get_opt(ns).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
