@@ -86,6 +86,16 @@ struct Run {
     writes: Writes,
 }
 
+/// CPU seconds used so far by the test control plane (kube-apiserver and etcd, one process:
+/// `$TESTCP_PID`); 0 when unknown.
+fn control_plane_cpu() -> f64 {
+    std::env::var("TESTCP_PID")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .map(|pid| proc_stat(pid).1)
+        .unwrap_or(0.0)
+}
+
 /// Create `objs` in each of `namespaces` with `binary` running, until everything converged.
 async fn run_operator(
     client: &Client,
@@ -102,9 +112,15 @@ async fn run_operator(
     let mut op = tokio::process::Command::new(binary)
         .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SCALE_OPERATOR_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(match std::env::var("SCALE_OPERATOR_LOG") {
+            Ok(path) => std::fs::File::create(path).unwrap().into(),
+            Err(_) => std::process::Stdio::null(),
+        })
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -183,16 +199,24 @@ async fn main() {
         let per = n / spaces;
         let objs = objects(per);
         let raw_ns = namespaces(&nss, &format!("scale-raw-{n}-{tag:06x}"), spaces).await;
+        let cp = control_plane_cpu();
         let start = Instant::now();
         for ns in &raw_ns {
             create_all(&client, ns, &objs).await;
         }
         let raw = start.elapsed();
+        let raw_cp = control_plane_cpu() - cp;
         delete_namespaces(&nss, &raw_ns).await;
         let objects_n = 3 * n;
         for (which, binary) in &binaries {
             let op_ns = namespaces(&nss, &format!("scale-{which}-{n}-{tag:06x}"), spaces).await;
+            let cp = control_plane_cpu();
             let run = run_operator(&client, &path, binary, &op_ns, &objs).await;
+            let op_cp = control_plane_cpu() - cp;
+            eprintln!(
+                "{which} {n}: control plane CPU {raw_cp:.1} s for the raw creates, {op_cp:.1} s with the operator (its own: {:.1} s)",
+                run.cpu
+            );
             delete_namespaces(&nss, &op_ns).await;
             let ours = |k: &(String, String, String)| {
                 !(k.2 == "CREATE"

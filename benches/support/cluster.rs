@@ -60,44 +60,10 @@ pub async fn create_all(
     start.elapsed()
 }
 
+/// Every version in production, every attachment Ready, the bundle holding every policy. The
+/// bundle is checked first: one GET while it is incomplete, so polling does not load the API
+/// server the operator is writing to (two lists of every object per poll did).
 pub async fn converged(client: &Client, ns: &str, n: usize) -> bool {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "guardrails.dev",
-        "v1alpha1",
-        "PolicyVersion",
-    ));
-    let versions: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let list = versions.list(&ListParams::default()).await.unwrap();
-    let done = list
-        .items
-        .iter()
-        .filter(|v| v.data["status"]["stage"] == "Production")
-        .count();
-    if done < n {
-        return false;
-    }
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "guardrails.dev",
-        "v1alpha1",
-        "PolicyAttachment",
-    ));
-    let atts: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let ready = atts
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|a| {
-            a.data["status"]["conditions"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
-        .count();
-    if ready < n {
-        return false;
-    }
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let Some(cm) = cms.get_opt("guardrail-gateway-config").await.unwrap() else {
         return false;
@@ -109,7 +75,33 @@ pub async fn converged(client: &Client, ns: &str, n: usize) -> bool {
             .unwrap_or("{}"),
     )
     .unwrap_or_default();
-    v["policies"].as_object().is_some_and(|p| p.len() == n)
+    if v["policies"].as_object().is_none_or(|p| p.len() != n) {
+        return false;
+    }
+    let list = |kind: &str| {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("guardrails.dev", "v1alpha1", kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        async move { api.list(&ListParams::default()).await.unwrap().items }
+    };
+    let ready = list("PolicyAttachment")
+        .await
+        .iter()
+        .filter(|a| {
+            a.data["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .count();
+    if ready < n {
+        return false;
+    }
+    let done = list("PolicyVersion")
+        .await
+        .iter()
+        .filter(|v| v.data["status"]["stage"] == "Production")
+        .count();
+    done >= n
 }
 
 /// (peak RSS in KiB, user+system CPU seconds) of a process.

@@ -236,7 +236,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         let (st, events) =
             status::version_status(v, &eval.versions[i], &eval.decisions.versions[i], &now);
         let differs = status::version_status_changed(v.status.as_ref(), &st);
-        if let Some(w) = status_write(ctx, ns, &**v, differs, &st, events) {
+        if let Some(w) = status_write(ctx, ns, &**v, differs, st, events) {
             writes.push(w);
         }
     }
@@ -252,7 +252,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
         );
         let differs = status::changed_ignoring_times(p.status.as_ref(), &st, |s| &mut s.conditions);
         let events = policy_events(ns, p, &st, problems.get(&name));
-        if let Some(w) = status_write(ctx, ns, &**p, differs, &st, events) {
+        if let Some(w) = status_write(ctx, ns, &**p, differs, st, events) {
             writes.push(w);
         }
     }
@@ -263,7 +263,7 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
             .any(|p| p.name_any() == a.spec.policy);
         let st = status::attachment_status(a, &eval, exists, &now);
         let differs = status::changed_ignoring_times(a.status.as_ref(), &st, |s| &mut s.conditions);
-        if let Some(w) = status_write(ctx, ns, &**a, differs, &st, Vec::new()) {
+        if let Some(w) = status_write(ctx, ns, &**a, differs, st, Vec::new()) {
             writes.push(w);
         }
     }
@@ -309,7 +309,7 @@ fn status_write<'a, K, S>(
     ns: &'a str,
     obj: &K,
     differs: bool,
-    wanted: &S,
+    wanted: S,
     events: Vec<Event>,
 ) -> Option<StatusWrite<'a>>
 where
@@ -318,7 +318,7 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + 'static,
-    S: serde::Serialize,
+    S: serde::Serialize + Send + 'a,
 {
     let kind: &'static str = match K::kind(&()) {
         std::borrow::Cow::Borrowed(k) => k,
@@ -326,16 +326,21 @@ where
     };
     let name = obj.name_any();
     let rv = obj.resource_version();
-    let fp = fingerprint(wanted);
+    // Fingerprinted only when compared with an earlier write or recorded for a new one.
+    let fp = std::cell::OnceCell::new();
+    let fingerprint_of = || *fp.get_or_init(|| fingerprint(&wanted));
     if !ctx
         .written
-        .needs_write(kind, ns, &name, rv.as_deref(), differs, fp)
+        .needs_write(kind, ns, &name, rv.as_deref(), differs, &fingerprint_of)
     {
         return None;
     }
+    let fp = fingerprint_of();
     let regarding = obj.object_ref(&());
-    let body = serde_json::to_value(wanted).unwrap_or_default();
     Some(Box::pin(async move {
+        // Serialised when the write starts: only the writes in flight hold a JSON body.
+        let body = serde_json::to_value(&wanted).unwrap_or_default();
+        drop(wanted);
         patch_status::<K>(ctx, ns, name.clone(), body).await?;
         ctx.written.wrote(kind, ns, &name, rv.as_deref(), fp);
         Ok((regarding, events))
@@ -499,7 +504,7 @@ async fn write_bundle(
     let name = ctx.config.bundle_name.as_str();
     if !ctx
         .written
-        .needs_write("ConfigMap", ns, name, rv.as_deref(), differs, fp)
+        .needs_write("ConfigMap", ns, name, rv.as_deref(), differs, &|| fp)
     {
         return Ok(());
     }

@@ -46,8 +46,9 @@ pub fn fingerprint(value: &impl Serialize) -> u64 {
 }
 
 impl Written {
-    /// Whether to write `wanted` (fingerprint) to the object `(kind, ns, name)` whose cached
-    /// copy is at `rv` and, compared with the cache, `differs`.
+    /// Whether to write the status fingerprinted by `wanted` to the object `(kind, ns, name)`
+    /// whose cached copy is at `rv` and, compared with the cache, `differs`. `wanted` is called
+    /// only when an earlier write must be compared.
     pub fn needs_write(
         &self,
         kind: &'static str,
@@ -55,14 +56,14 @@ impl Written {
         name: &str,
         rv: Option<&str>,
         differs: bool,
-        wanted: u64,
+        wanted: &dyn Fn() -> u64,
     ) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return differs;
         };
         let key = (kind, ns.to_string(), name.to_string());
         match map.get(&key) {
-            Some((seen, written)) if seen.as_deref() == rv => *written != wanted,
+            Some((seen, written)) if seen.as_deref() == rv => *written != wanted(),
             Some(_) => {
                 map.remove(&key);
                 differs
@@ -106,16 +107,16 @@ mod tests {
     fn a_lagging_cache_does_not_cause_a_second_identical_write() {
         let w = Written::default();
         let a = fingerprint(&serde_json::json!({"stage": "Production"}));
-        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, a));
+        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, &|| a));
         w.wrote("PolicyVersion", "ns", "v", Some("10"), a);
         // The cache still shows resourceVersion 10: the same status is not written again...
-        assert!(!w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, a));
+        assert!(!w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, &|| a));
         // ...but a different one is.
         let b = fingerprint(&serde_json::json!({"stage": "Published"}));
-        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, b));
+        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("10"), true, &|| b));
         // The cache moved on: it is the truth again, and the entry is gone.
-        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("11"), true, a));
-        assert!(!w.needs_write("PolicyVersion", "ns", "v", Some("11"), false, a));
+        assert!(w.needs_write("PolicyVersion", "ns", "v", Some("11"), true, &|| a));
+        assert!(!w.needs_write("PolicyVersion", "ns", "v", Some("11"), false, &|| a));
         assert!(w.is_empty());
     }
 
@@ -124,9 +125,9 @@ mod tests {
         let w = Written::default();
         let a = fingerprint(&1);
         w.wrote("Policy", "ns", "x", Some("1"), a);
-        assert!(w.needs_write("PolicyAttachment", "ns", "x", Some("1"), true, a));
-        assert!(w.needs_write("Policy", "other", "x", Some("1"), true, a));
-        assert!(w.needs_write("Policy", "ns", "y", Some("1"), true, a));
+        assert!(w.needs_write("PolicyAttachment", "ns", "x", Some("1"), true, &|| a));
+        assert!(w.needs_write("Policy", "other", "x", Some("1"), true, &|| a));
+        assert!(w.needs_write("Policy", "ns", "y", Some("1"), true, &|| a));
         w.retain("ns", |_, name| name != "x");
         assert!(w.is_empty());
     }
