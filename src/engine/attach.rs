@@ -169,10 +169,26 @@ pub(crate) fn choose(in_scope: Vec<&Attachment>, ctx: &MatchContext) -> Vec<Matc
         non_default
     };
     chosen.sort_by_cached_key(|a| a.sort_key());
-    let mut seen: HashSet<&str> = HashSet::new();
+    // One entry per policy: a linear check while few matched (most requests), a hash set after.
+    let mut seen: Vec<&str> = Vec::new();
+    let mut many: HashSet<&str> = HashSet::new();
     chosen
         .into_iter()
-        .filter(|a| seen.insert(a.policy.as_str()))
+        .filter(|a| {
+            let p = a.policy.as_str();
+            if seen.len() < 32 {
+                if seen.contains(&p) {
+                    return false;
+                }
+                seen.push(p);
+                if seen.len() == 32 {
+                    many.extend(seen.iter().copied());
+                }
+                true
+            } else {
+                many.insert(p)
+            }
+        })
         .map(|a| MatchedPolicy {
             policy_name: a.policy.clone(),
             matched_via: a.matched_via(ctx),

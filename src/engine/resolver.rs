@@ -13,7 +13,7 @@
 //! wildcard-bearing dimensions) is checked for every request. Candidates are then checked with
 //! the full matching rules in registry order, as LiteLLM does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::attach::{MatchDetail, MatchedPolicy, Resolution};
 use super::inherit::{policy_applies, resolved_guardrails};
@@ -175,7 +175,7 @@ impl<'a, P: Policies> Resolver<'a, P> {
 
     /// [`resolve_request`](super::attach::resolve_request), with fixed resolutions reused.
     pub fn resolve(&self, ctx: &MatchContext) -> Resolution {
-        let mut effective: HashSet<&str> = HashSet::new();
+        let mut effective: Vec<&str> = Vec::new();
         let matched_policies = self
             .matched_policies(ctx)
             .into_iter()
@@ -200,8 +200,8 @@ impl<'a, P: Policies> Resolver<'a, P> {
                 }
             })
             .collect();
-        let mut effective: Vec<&str> = effective.into_iter().collect();
         effective.sort_unstable();
+        effective.dedup();
         Resolution {
             effective_guardrails: effective.into_iter().map(str::to_string).collect(),
             matched_policies,
