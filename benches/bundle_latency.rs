@@ -15,9 +15,8 @@ mod cluster;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 
 const ROUNDS: i64 = 20;
 
@@ -136,27 +135,8 @@ async fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let mut binaries = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
-    if let Ok(old) = std::env::var("BENCH_OLD_BIN") {
-        binaries.insert(0, ("old", old));
-    }
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    cfg.read_timeout = Some(Duration::from_secs(120));
-    let client = Client::try_from(cfg).unwrap();
-    let crds = std::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            &path,
-            "apply",
-            "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
-        ])
-        .output()
-        .unwrap();
-    assert!(crds.status.success());
+    let binaries = cluster::binaries("BENCH_OLD_BIN");
+    let client = cluster::connect(&path).await;
     let nss: Api<Namespace> = Api::all(client.clone());
     let (preloaded, per) = if preload > 0 {
         let spaces = preload.div_ceil(1000);

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use cluster::{converged, create_all, delete_namespaces, namespaces, objects, proc_stat};
 use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 
 /// The API server's write counters: (resource, subresource, verb) → requests served.
 type Writes = std::collections::BTreeMap<(String, String, String), f64>;
@@ -169,27 +168,8 @@ async fn main() {
         .split(',')
         .map(|s| s.trim().parse().unwrap())
         .collect();
-    let mut binaries = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
-    if let Ok(old) = std::env::var("SCALE_OLD_BIN") {
-        binaries.insert(0, ("old", old));
-    }
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    cfg.read_timeout = Some(Duration::from_secs(120));
-    let client = Client::try_from(cfg).unwrap();
-    let crds = std::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            &path,
-            "apply",
-            "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
-        ])
-        .output()
-        .unwrap();
-    assert!(crds.status.success());
+    let binaries = cluster::binaries("SCALE_OLD_BIN");
+    let client = cluster::connect(&path).await;
     let nss: Api<Namespace> = Api::all(client.clone());
     let mut rows = Vec::new();
     let mut details = Vec::new();

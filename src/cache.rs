@@ -254,38 +254,29 @@ impl<K: Resource<DynamicType = ()>> NsStore<K> {
         }
     }
 
-    /// The decodable objects of `ns`, sorted by name (shared, not copied).
-    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+    /// What `pick` keeps of the objects of `ns`, in name order.
+    fn pick<T>(&self, ns: &str, pick: impl Fn(&Entry<K>) -> Option<T>) -> Vec<T> {
         self.read()
             .live
             .get(ns)
-            .map(|names| {
-                names
-                    .values()
-                    .filter_map(|e| match e {
-                        Entry::Ok(k) => Some(k.clone()),
-                        Entry::Bad(_) => None,
-                    })
-                    .collect()
-            })
+            .map(|names| names.values().filter_map(&pick).collect())
             .unwrap_or_default()
+    }
+
+    /// The decodable objects of `ns`, sorted by name (shared, not copied).
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+        self.pick(ns, |e| match e {
+            Entry::Ok(k) => Some(k.clone()),
+            Entry::Bad(_) => None,
+        })
     }
 
     /// The objects of `ns` the operator's types refuse, with their kind, sorted by name.
     pub fn undecodable(&self, ns: &str) -> Vec<(String, Arc<Undecodable>)> {
-        self.read()
-            .live
-            .get(ns)
-            .map(|names| {
-                names
-                    .values()
-                    .filter_map(|e| match e {
-                        Entry::Bad(b) => Some((K::kind(&()).into_owned(), b.clone())),
-                        Entry::Ok(_) => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.pick(ns, |e| match e {
+            Entry::Bad(b) => Some((K::kind(&()).into_owned(), b.clone())),
+            Entry::Ok(_) => None,
+        })
     }
 
     /// One object, decodable or not.

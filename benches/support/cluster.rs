@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Client, Config};
 use serde_json::json;
 
 pub const CONCURRENCY: usize = 32;
@@ -154,4 +155,35 @@ pub async fn delete_namespaces(nss: &Api<Namespace>, names: &[String]) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// A client for the test control plane's kubeconfig, with the repository's CRDs applied.
+pub async fn connect(kubeconfig: &str) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
+    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    cfg.read_timeout = Some(Duration::from_secs(120));
+    let client = Client::try_from(cfg).unwrap();
+    let crds = std::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
+        ])
+        .output()
+        .unwrap();
+    assert!(crds.status.success());
+    client
+}
+
+/// The binaries to measure: this build ("new"), after an older one ("old") when `var` names it.
+pub fn binaries(var: &str) -> Vec<(&'static str, String)> {
+    let mut out = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
+    if let Ok(old) = std::env::var(var) {
+        out.insert(0, ("old", old));
+    }
+    out
 }
