@@ -223,21 +223,38 @@ pub fn resolve_request(
     policies: &impl Policies,
     ctx: &MatchContext,
 ) -> Resolution {
-    let mut effective: HashSet<&str> = HashSet::new();
-    let matched_policies = matched_policies(attachments, policies, ctx)
+    resolution(matched_policies(attachments, policies, ctx), |name, out| {
+        out.extend(super::inherit::resolved_guardrails(
+            name,
+            policies,
+            Some(ctx),
+        ));
+    })
+}
+
+/// The answer for `matched` policies (in order): `guardrails_of` appends a policy's sorted
+/// guardrails to the buffer it is given.
+pub(crate) fn resolution<'a>(
+    matched: Vec<MatchedPolicy>,
+    mut guardrails_of: impl FnMut(&str, &mut Vec<&'a str>),
+) -> Resolution {
+    let mut effective: Vec<&'a str> = Vec::new();
+    let mut added: Vec<&'a str> = Vec::new();
+    let matched_policies = matched
         .into_iter()
         .map(|m| {
-            let added = super::inherit::resolved_guardrails(&m.policy_name, policies, Some(ctx));
-            effective.extend(added.iter().copied());
+            added.clear();
+            guardrails_of(&m.policy_name, &mut added);
+            effective.extend_from_slice(&added);
             MatchDetail {
+                guardrails_added: added.iter().map(|g| g.to_string()).collect(),
                 policy_name: m.policy_name,
                 matched_via: m.matched_via,
-                guardrails_added: added.into_iter().map(str::to_string).collect(),
             }
         })
         .collect();
-    let mut effective: Vec<&str> = effective.into_iter().collect();
     effective.sort_unstable();
+    effective.dedup();
     Resolution {
         effective_guardrails: effective.into_iter().map(str::to_string).collect(),
         matched_policies,

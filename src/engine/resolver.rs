@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use super::attach::{MatchDetail, MatchedPolicy, Resolution};
+use super::attach::{MatchedPolicy, Resolution};
 use super::inherit::{policy_applies, resolved_guardrails};
 use super::model::{Attachment, Fnv, MatchContext, Policies};
 
@@ -175,37 +175,12 @@ impl<'a, P: Policies> Resolver<'a, P> {
 
     /// [`resolve_request`](super::attach::resolve_request), with fixed resolutions reused.
     pub fn resolve(&self, ctx: &MatchContext) -> Resolution {
-        let mut effective: Vec<&str> = Vec::new();
-        let matched_policies = self
-            .matched_policies(ctx)
-            .into_iter()
-            .map(|m| {
-                let computed;
-                let added: &[&str] = match self
-                    .fixed
-                    .get(m.policy_name.as_str())
-                    .and_then(|f| f.guardrails.as_deref())
-                {
-                    Some(fixed) => fixed,
-                    None => {
-                        computed = resolved_guardrails(&m.policy_name, self.policies, Some(ctx));
-                        &computed
-                    }
-                };
-                effective.extend(added.iter().copied());
-                MatchDetail {
-                    policy_name: m.policy_name,
-                    matched_via: m.matched_via,
-                    guardrails_added: added.iter().map(|g| g.to_string()).collect(),
-                }
-            })
-            .collect();
-        effective.sort_unstable();
-        effective.dedup();
-        Resolution {
-            effective_guardrails: effective.into_iter().map(str::to_string).collect(),
-            matched_policies,
-        }
+        super::attach::resolution(self.matched_policies(ctx), |name, out| {
+            match self.fixed.get(name).and_then(|f| f.guardrails.as_deref()) {
+                Some(fixed) => out.extend_from_slice(fixed),
+                None => out.extend(resolved_guardrails(name, self.policies, Some(ctx))),
+            }
+        })
     }
 }
 

@@ -279,8 +279,13 @@ pub fn review(
 ) -> AdmissionReview<DynamicObject> {
     match review.try_into() {
         Ok(req) => decide(state, req, kind_hint, 0.0),
-        Err(_) => AdmissionResponse::invalid("the AdmissionReview has no request").into_review(),
+        Err(_) => no_request(),
     }
+}
+
+/// The answer to an AdmissionReview without a request.
+fn no_request() -> AdmissionReview<DynamicObject> {
+    AdmissionResponse::invalid("the AdmissionReview has no request").into_review()
 }
 
 /// Decide one request that already spent `spent_seconds` of its budget (waiting for a slot).
@@ -391,11 +396,23 @@ pub fn review_body(
     kind: &'static str,
     body: &[u8],
 ) -> AdmissionReview<DynamicObject> {
+    match request_of(kind, body) {
+        Ok(req) => decide(state, req, Some(kind), 0.0),
+        Err(answer) => *answer,
+    }
+}
+
+/// The request of a route's body, or the answer to a body without one (malformed, or a
+/// review with no request).
+fn request_of(
+    kind: &'static str,
+    body: &[u8],
+) -> Result<AdmissionRequest<DynamicObject>, Box<AdmissionReview<DynamicObject>>> {
     match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
-        Ok(r) => review(state, r, Some(kind)),
+        Ok(r) => r.try_into().map_err(|_| Box::new(no_request())),
         Err(e) => {
             warn!(error = %e, "malformed AdmissionReview");
-            undecodable(kind, body, &e)
+            Err(Box::new(undecodable(kind, body, &e)))
         }
     }
 }
@@ -411,22 +428,10 @@ async fn handle(
     body: axum::body::Bytes,
 ) -> Json<AdmissionReview<DynamicObject>> {
     let arrived = Instant::now();
-    let req: AdmissionRequest<DynamicObject> =
-        match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) {
-            Ok(r) => match r.try_into() {
-                Ok(req) => req,
-                Err(_) => {
-                    return Json(
-                        AdmissionResponse::invalid("the AdmissionReview has no request")
-                            .into_review(),
-                    );
-                }
-            },
-            Err(e) => {
-                warn!(error = %e, "malformed AdmissionReview");
-                return Json(undecodable(kind, &body, &e));
-            }
-        };
+    let req = match request_of(kind, &body) {
+        Ok(req) => req,
+        Err(answer) => return Json(*answer),
+    };
     let budget = std::time::Duration::from_secs_f64(state.budget_seconds.max(0.0));
     let who = format!(
         "{kind} {}/{}",
