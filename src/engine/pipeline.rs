@@ -244,6 +244,31 @@ pub fn execute(
     }
 }
 
+/// A test clock that advances `step` seconds per reading.
+#[cfg(test)]
+pub(crate) struct SteppingClock {
+    now: std::cell::Cell<f64>,
+    step: f64,
+}
+
+#[cfg(test)]
+impl SteppingClock {
+    pub(crate) fn new(step: f64) -> Self {
+        SteppingClock {
+            now: std::cell::Cell::new(0.0),
+            step,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Clock for SteppingClock {
+    fn seconds(&self) -> f64 {
+        self.now.set(self.now.get() + self.step);
+        self.now.get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -450,15 +475,6 @@ mod tests {
         assert!(!step_is_detect_only(&step("x")));
     }
 
-    /// A clock that advances one second per reading.
-    struct Ticking(std::cell::Cell<f64>);
-    impl Clock for Ticking {
-        fn seconds(&self) -> f64 {
-            self.0.set(self.0.get() + 1.0);
-            self.0.get()
-        }
-    }
-
     #[test]
     fn a_deadline_stops_the_run_before_the_next_step_and_says_so() {
         let names = ["a", "b", "c", "d", "e"];
@@ -481,7 +497,7 @@ mod tests {
                 )
             })
             .collect());
-        let ticking = Ticking(std::cell::Cell::new(0.0));
+        let ticking = SteppingClock::new(1.0);
         // Reading 1 now; step a reads 2 (the check), 3 and 4 (its timing); b's check reads 5.
         let clock = Deadline {
             clock: &ticking,
@@ -501,7 +517,7 @@ mod tests {
             Some("stopped before step 'b': the time budget ran out")
         );
         // Without a deadline the same pipeline runs every step.
-        let r = execute(&p, &req("x"), &set, &Ticking(std::cell::Cell::new(0.0)));
+        let r = execute(&p, &req("x"), &set, &SteppingClock::new(1.0));
         assert_eq!(r.steps.len(), 5);
         assert_eq!(r.terminal_action, TerminalAction::Allow);
     }

@@ -1,7 +1,7 @@
 //! Every admission rule, deny and warn, with its message.
 
 use super::*;
-use crate::engine::pipeline::{Clock, MonotonicClock};
+use crate::engine::pipeline::{MonotonicClock, SteppingClock};
 use crate::engine::testing::MocksOnly;
 use serde_json::json;
 
@@ -145,13 +145,6 @@ fn namespace() -> Objects {
 }
 
 /// A clock where every reading is ten seconds after the last.
-struct Slow(std::cell::Cell<f64>);
-impl Clock for Slow {
-    fn seconds(&self) -> f64 {
-        self.0.set(self.0.get() + 10.0);
-        self.0.get()
-    }
-}
 
 #[test]
 fn every_version_rule_denies_or_warns_with_its_message() {
@@ -349,7 +342,7 @@ fn tests_over_the_budget_deny_and_tested_content_is_not_run_again() {
     let mut new = v(with_tests(true));
     new.spec.stage = Some(Stage::Production);
     let load = namespace;
-    let slow = Slow(std::cell::Cell::new(0.0));
+    let slow = SteppingClock::new(10.0);
     let env = Env {
         load_objects: &load,
         objects: std::cell::OnceCell::new(),
