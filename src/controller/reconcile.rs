@@ -280,10 +280,15 @@ pub async fn reconcile_namespace(ctx: &Context, ns: &str) -> Result<(), Error> {
     }
     // Events of the writes that landed, even when another failed (a retry recomputes the rest).
     publish_all(ctx, ns, gathered).await;
+    // The caches list each namespace sorted by name: a binary search, no copy of a name.
+    fn present<K: Resource>(list: &[Arc<K>], name: &str) -> bool {
+        list.binary_search_by(|o| o.meta().name.as_deref().unwrap_or_default().cmp(name))
+            .is_ok()
+    }
     ctx.written.retain(ns, |kind, name| match kind {
-        "PolicyVersion" => objects.versions.iter().any(|o| o.name_any() == name),
-        "Policy" => objects.policies.iter().any(|o| o.name_any() == name),
-        "PolicyAttachment" => objects.attachments.iter().any(|o| o.name_any() == name),
+        "PolicyVersion" => present(&objects.versions, name),
+        "Policy" => present(&objects.policies, name),
+        "PolicyAttachment" => present(&objects.attachments, name),
         _ => true,
     });
     if let Some(e) = failed {
