@@ -303,7 +303,7 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
         let delay = Duration::from_millis(if round == 0 {
             rng.random_range(0..3000)
         } else {
-            rng.random_range(0..200)
+            rng.random_range(0..100)
         });
         match &change {
             None => {
