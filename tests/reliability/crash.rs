@@ -291,19 +291,20 @@ async fn sigkill_at_random_points_converges_like_an_undisturbed_run_and_no_bundl
         let change = if round == 0 {
             None
         } else {
-            let n = rng.random_range(5..40);
+            let n = rng.random_range(20..70);
             let c = repo.mutate(&mut rng, n);
             changes_applied += c.apply.len() + c.delete.len();
             Some(c)
         };
         let want = render(&dir, &repo, &a);
         renders.push(want.clone());
-        // Kill points span the reconcile of a change (5-40 objects: a few hundred ms after
-        // /readyz, less since status writes stopped repeating), so most land mid-work.
+        // Kill points span the reconcile of a change: 20-70 changed objects keep the
+        // operator writing for longer than the kill window after /readyz, so most kills land
+        // mid-work (with 5-40 objects, a CI run landed only 20 of 50 mid-work).
         let delay = Duration::from_millis(if round == 0 {
             rng.random_range(0..3000)
         } else {
-            rng.random_range(0..100)
+            rng.random_range(0..60)
         });
         match &change {
             None => {
