@@ -47,26 +47,41 @@ impl Attachment {
     /// `PolicyMatcher.scope_matches` on `to_policy_scope()`. An absent or empty teams, keys or
     /// models list is `["*"]`, which matches every value, null included.
     pub fn scope_matches(&self, ctx: &MatchContext) -> bool {
+        let (team, key, model) = (
+            ctx.team_alias.as_deref(),
+            ctx.key_alias.as_deref(),
+            ctx.model.as_deref(),
+        );
+        self.scope_matches_by(
+            |patterns| matches_any(team, patterns),
+            |patterns| matches_any(key, patterns),
+            |patterns| matches_any(model, patterns),
+            |patterns| {
+                ctx.tags
+                    .as_deref()
+                    .is_some_and(|tags| tags.iter().any(|t| matches_any(Some(t), patterns)))
+            },
+        )
+    }
+
+    /// The scope rule with each dimension's test given: `team`, `key` and `model` answer
+    /// whether the request's value matches one of the (non-empty) pattern list, `tags` whether
+    /// one of its tags does (false without tags). A global attachment matches everything; an
+    /// absent or empty list leaves its dimension unconstrained.
+    pub fn scope_matches_by(
+        &self,
+        team: impl Fn(&[String]) -> bool,
+        key: impl Fn(&[String]) -> bool,
+        model: impl Fn(&[String]) -> bool,
+        tags: impl Fn(&[String]) -> bool,
+    ) -> bool {
         if self.is_global() {
             return true;
         }
-        let dim = |list: &Option<Vec<String>>, value: &Option<String>| match or_star(list) {
-            None => true,
-            Some(patterns) => matches_any(value.as_deref(), patterns),
-        };
-        if !dim(&self.teams, &ctx.team_alias)
-            || !dim(&self.keys, &ctx.key_alias)
-            || !dim(&self.models, &ctx.model)
-        {
-            return false;
-        }
-        if let Some(tags) = or_star(&self.tags) {
-            let Some(ctx_tags) = ctx.tags.as_deref().filter(|t| !t.is_empty()) else {
-                return false;
-            };
-            return ctx_tags.iter().any(|t| matches_any(Some(t), tags));
-        }
-        true
+        or_star(&self.teams).is_none_or(team)
+            && or_star(&self.keys).is_none_or(key)
+            && or_star(&self.models).is_none_or(model)
+            && or_star(&self.tags).is_none_or(tags)
     }
 
     /// `(max rank of the dimensions present, number present)`; teams=1, keys=2, tags=3, models=4.
@@ -162,6 +177,18 @@ pub fn matched_policies(
 /// From the attachments in scope (registry order): defaults only when no non-default matched;
 /// stable sort by priority then specificity; one entry per policy, from its first attachment.
 pub(crate) fn choose(in_scope: Vec<&Attachment>, ctx: &MatchContext) -> Vec<MatchedPolicy> {
+    chosen(in_scope)
+        .into_iter()
+        .map(|a| MatchedPolicy {
+            policy_name: a.policy.clone(),
+            matched_via: a.matched_via(ctx),
+        })
+        .collect()
+}
+
+/// The attachments [`choose`] keeps, in match order (no reasons: `plan` uses it for classes
+/// of requests, which have no single value to name).
+pub(crate) fn chosen(in_scope: Vec<&Attachment>) -> Vec<&Attachment> {
     let non_default: Vec<&Attachment> = in_scope.iter().copied().filter(|a| !a.default).collect();
     let mut chosen = if non_default.is_empty() {
         in_scope.into_iter().filter(|a| a.default).collect()
@@ -172,28 +199,22 @@ pub(crate) fn choose(in_scope: Vec<&Attachment>, ctx: &MatchContext) -> Vec<Matc
     // One entry per policy: a linear check while few matched (most requests), a hash set after.
     let mut seen: Vec<&str> = Vec::new();
     let mut many: HashSet<&str> = HashSet::new();
-    chosen
-        .into_iter()
-        .filter(|a| {
-            let p = a.policy.as_str();
-            if seen.len() < 32 {
-                if seen.contains(&p) {
-                    return false;
-                }
-                seen.push(p);
-                if seen.len() == 32 {
-                    many.extend(seen.iter().copied());
-                }
-                true
-            } else {
-                many.insert(p)
+    chosen.retain(|a| {
+        let p = a.policy.as_str();
+        if seen.len() < 32 {
+            if seen.contains(&p) {
+                return false;
             }
-        })
-        .map(|a| MatchedPolicy {
-            policy_name: a.policy.clone(),
-            matched_via: a.matched_via(ctx),
-        })
-        .collect()
+            seen.push(p);
+            if seen.len() == 32 {
+                many.extend(seen.iter().copied());
+            }
+            true
+        } else {
+            many.insert(p)
+        }
+    });
+    chosen
 }
 
 /// One matched policy in a resolve answer (`PolicyMatchDetail`).

@@ -2,11 +2,24 @@
 
 use super::model::{MatchContext, ModelCondition, PolicyContent};
 
+/// What a request says about model conditions: a concrete request answers by matching its
+/// model; `plan` answers for a whole class of requests at once.
+pub trait ModelFacts {
+    /// Whether a non-null model condition holds.
+    fn model_condition(&self, condition: &ModelCondition) -> bool;
+}
+
+impl ModelFacts for MatchContext {
+    fn model_condition(&self, condition: &ModelCondition) -> bool {
+        model_condition_holds(condition, self.model.as_deref())
+    }
+}
+
 /// LiteLLM's `ConditionEvaluator.evaluate` for a policy's own condition.
-pub fn condition_holds(policy: &PolicyContent, ctx: &MatchContext) -> bool {
+pub fn condition_holds(policy: &PolicyContent, ctx: &(impl ModelFacts + ?Sized)) -> bool {
     match &policy.condition {
         None | Some(None) => true,
-        Some(Some(model)) => model_condition_holds(model, ctx.model.as_deref()),
+        Some(Some(model)) => ctx.model_condition(model),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::condition::condition_holds;
+use super::condition::{ModelFacts, condition_holds};
 #[cfg(test)]
 use super::model::PolicyMap;
 use super::model::{MatchContext, Policies};
@@ -56,10 +56,10 @@ pub fn resolve_policy(
 
 /// The guardrails of `resolve_policy`, sorted, borrowed from the policy map (no allocation per
 /// name: this is the per-request hot path).
-pub fn resolved_guardrails<'a, P: Policies>(
+pub fn resolved_guardrails<'a, P: Policies, F: ModelFacts + ?Sized>(
     name: &str,
     policies: &'a P,
-    ctx: Option<&MatchContext>,
+    ctx: Option<&F>,
 ) -> Vec<&'a str> {
     // The chain, leaf first, without cloning names.
     let mut chain: Vec<&'a crate::engine::model::PolicyContent> = Vec::with_capacity(8);
@@ -100,7 +100,11 @@ pub fn resolved_guardrails<'a, P: Policies>(
 /// (`PolicyMatcher.policy_applies`). A missing policy never applies. The walk follows parents
 /// without allocating; on a cycle it may revisit members, which cannot change an "any" answer,
 /// so it stops after as many steps as there are policies.
-pub fn policy_applies(name: &str, policies: &impl Policies, ctx: &MatchContext) -> bool {
+pub fn policy_applies(
+    name: &str,
+    policies: &impl Policies,
+    ctx: &(impl ModelFacts + ?Sized),
+) -> bool {
     let mut current = Some(name);
     let mut steps = 0usize;
     while let Some(n) = current {

@@ -140,7 +140,7 @@ impl<'a, P: Policies> Resolver<'a, P> {
                 a.policy.as_str(),
                 Fixed {
                     guardrails: (!conditional)
-                        .then(|| resolved_guardrails(&a.policy, policies, None)),
+                        .then(|| resolved_guardrails(&a.policy, policies, None::<&MatchContext>)),
                     // `policy_applies`: some member without a condition makes it apply always.
                     always_applies: exists && unconditional,
                 },

@@ -127,6 +127,56 @@ pub fn test_report(outcomes: &[TestOutcome]) -> String {
     out.trim_end().to_string()
 }
 
+/// An update the webhook refuses: the field and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The update rules of a PolicyVersion (api.md §3): `spec.policy` and `spec.version` are
+/// immutable, the stage never goes back to Draft, and content is immutable outside Draft.
+/// Shared by the webhook and `plan`.
+pub fn update_refusal(old: &PolicyVersion, new: &PolicyVersion) -> Option<Refused> {
+    if old.spec.policy != new.spec.policy {
+        return Some(Refused {
+            field: "spec.policy",
+            message: format!(
+                "spec.policy is immutable ('{}' -> '{}'); create a new PolicyVersion for the other policy",
+                old.spec.policy, new.spec.policy
+            ),
+        });
+    }
+    if old.spec.version != new.spec.version {
+        return Some(Refused {
+            field: "spec.version",
+            message: format!(
+                "spec.version is immutable ({} -> {}); create a new PolicyVersion instead",
+                old.spec.version, new.spec.version
+            ),
+        });
+    }
+    let old_stage = old.spec.stage.unwrap_or_default();
+    let desired = new.spec.stage.unwrap_or_default();
+    if old_stage != Stage::Draft && desired == Stage::Draft {
+        return Some(Refused {
+            field: "spec.stage",
+            message: format!(
+                "spec.stage cannot go back to Draft (it is {old_stage}). Lower Production to Published to roll back, or create a new version to change the content"
+            ),
+        });
+    }
+    if old_stage != Stage::Draft && content_hash(&old.spec) != content_hash(&new.spec) {
+        return Some(Refused {
+            field: "spec",
+            message: format!(
+                "Only draft versions can be updated. Create a new version to change published/production. (spec.stage was {old_stage}; only spec.stage may change)"
+            ),
+        });
+    }
+    None
+}
+
 /// Admission of a PolicyVersion.
 pub fn review_version(
     op: Operation,
@@ -147,28 +197,8 @@ pub fn review_version(
         if old.spec == new.spec {
             return Decision::allow(Vec::new());
         }
-        if old.spec.policy != new.spec.policy {
-            return Decision::deny(format!(
-                "{who}: spec.policy is immutable ('{}' -> '{}'); create a new PolicyVersion for the other policy",
-                old.spec.policy, new.spec.policy
-            ));
-        }
-        if old.spec.version != new.spec.version {
-            return Decision::deny(format!(
-                "{who}: spec.version is immutable ({} -> {}); create a new PolicyVersion instead",
-                old.spec.version, new.spec.version
-            ));
-        }
-        let old_stage = old.spec.stage.unwrap_or_default();
-        if old_stage != Stage::Draft && desired == Stage::Draft {
-            return Decision::deny(format!(
-                "{who}: spec.stage cannot go back to Draft (it is {old_stage}). Lower Production to Published to roll back, or create a new version to change the content"
-            ));
-        }
-        if old_stage != Stage::Draft && content_hash(&old.spec) != content_hash(&new.spec) {
-            return Decision::deny(format!(
-                "{who}: Only draft versions can be updated. Create a new version to change published/production. (spec.stage was {old_stage}; only spec.stage may change)"
-            ));
+        if let Some(r) = update_refusal(old, new) {
+            return Decision::deny(format!("{who}: {}", r.message));
         }
     }
 

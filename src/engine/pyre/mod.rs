@@ -50,6 +50,9 @@ pub struct PyRegex {
     /// The same anchored at both ends, for [`PyRegex::fullmatch`].
     fast_full: Option<regex::Regex>,
     uses_boundary: bool,
+    /// For fullmatch patterns: the exact translation (`regex` syntax, unanchored) when it has
+    /// no `\b`, for building automata (`plan`).
+    automaton_source: Option<String>,
 }
 
 /// What a compiled pattern is for: its fast paths are built for that use only.
@@ -94,12 +97,20 @@ impl PyRegex {
             Use::Search => (None, None),
             Use::FullMatch => (None, build_fast(&format!(r"\A(?:{rust})\z"))),
         };
+        let automaton_source = (fast_full.is_some() && !uses_boundary).then_some(rust);
         Ok(PyRegex {
             prog,
             fast,
             fast_full,
             uses_boundary,
+            automaton_source,
         })
+    }
+
+    /// The pattern in `regex` syntax, exactly equivalent for `fullmatch` (anchor it at both
+    /// ends), when there is one without `\b`: what automata over model names are built from.
+    pub fn automaton_source(&self) -> Option<&str> {
+        self.automaton_source.as_deref()
     }
 
     /// Whether `fullmatch` runs on the `regex` crate (else on the backtracking matcher).
