@@ -18,7 +18,19 @@ fn main() {
         }
         default_hook(info);
     }));
-    let cli = Cli::parse();
+    // `plan --detailed-exitcode` reserves 2 for "changes": a usage error there exits 1.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("plan") {
+                1
+            } else {
+                e.exit_code()
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Crds(args) => cli::crds(args).map(|()| 0),
@@ -27,6 +39,7 @@ fn main() {
         Command::Test(args) => cli::test::run(args),
         Command::Render(args) => cli::render::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Plan(args) => cli::plan::run(args),
         Command::NewVersion(a) => cli::block_on(cli::live::new_version(
             &a.cluster,
             &a.policy,

@@ -3,6 +3,7 @@
 pub mod diff;
 pub mod live;
 pub mod manifests;
+pub mod plan;
 pub mod render;
 pub mod resolve;
 pub mod run;
@@ -42,6 +43,10 @@ pub enum Command {
     Render(RenderArgs),
     /// LiteLLM's field diff (compare) of two versions of a policy.
     Diff(DiffArgs),
+    /// What a change does at the gateway before it lands: production versions entering,
+    /// leaving and replacing, the classes of requests whose guardrails change, and (with
+    /// --contexts) how much traffic that is. Compares -f with --base, --base-ref or --live.
+    Plan(Box<PlanArgs>),
     /// Create the next Draft version of a policy as a copy of its production version (or of
     /// --from VERSION), like LiteLLM's "create new version".
     NewVersion(NewVersionArgs),
@@ -167,6 +172,46 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
+}
+
+/// Output format of `plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The new state (what would land).
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// The base state: a manifest file or directory, like -f; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub base: Vec<String>,
+    /// The base state: the -f paths as they are at this git revision (e.g. origin/main).
+    #[arg(long, value_name = "REV")]
+    pub base_ref: Option<String>,
+    /// The base state: the objects in the cluster's namespace (with --live).
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Replay traffic: JSON Lines of request contexts with counts
+    /// ({"team": ..., "key": ..., "model": ..., "tags": [...], "count": N}).
+    #[arg(long, value_name = "FILE")]
+    pub contexts: Option<String>,
+    /// With --contexts: sample message texts (one a line, or a JSON string a line) run for real
+    /// through both states' content-filter guardrails, to estimate how many changed requests
+    /// would now be blocked or masked.
+    #[arg(long, value_name = "FILE")]
+    pub messages: Option<String>,
+    /// Output format: text (coloured on a terminal), json (api.md §8), or markdown for a
+    /// pull-request comment.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: PlanOutput,
+    /// Exit 2 when something changes at the gateway, 0 when nothing does (1 on an error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]

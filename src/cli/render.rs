@@ -32,11 +32,21 @@ pub fn evaluate_from(
 ) -> Result<(String, Evaluation, Option<crate::engine::catalog::Catalog>), Failure> {
     let catalog = read_catalog(inputs.catalog.as_deref())?;
     let (ns, objects) = super::objects_of(inputs, live)?;
-    let names = catalog_names(&catalog);
-    let provider = super::test::provider(catalog.as_ref());
+    let eval = evaluate_objects(&objects, catalog.as_ref());
+    Ok((ns, eval, catalog))
+}
+
+/// Evaluate objects as the controller would on a fresh cluster, with the catalog's
+/// guardrails (names and content-filter providers).
+pub fn evaluate_objects(
+    objects: &crate::engine::namespace::Objects,
+    catalog: Option<&crate::engine::catalog::Catalog>,
+) -> Evaluation {
+    let names = catalog.map(crate::engine::catalog::Catalog::names);
+    let provider = super::test::provider(catalog);
     let clock = MonotonicClock::default();
-    let eval = evaluate(
-        &objects,
+    evaluate(
+        objects,
         &Options {
             catalog: names.as_ref(),
             provider: provider.as_ref(),
@@ -44,8 +54,7 @@ pub fn evaluate_from(
             run_all_tests: false,
             known_verdict: None,
         },
-    );
-    Ok((ns, eval, catalog))
+    )
 }
 
 /// The ConfigMap as the controller writes it (its generation annotation aside, which counts

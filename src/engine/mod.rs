@@ -21,6 +21,7 @@ pub mod model;
 pub mod names;
 pub mod namespace;
 pub mod pipeline;
+pub mod plan;
 pub mod pyre;
 pub mod pyregex;
 pub mod resolver;

@@ -244,3 +244,133 @@ async fn a_verb_leaves_the_same_state_as_kubectl_apply() {
     })
     .await;
 }
+
+/// `kubectl guardrails plan --live` (the binary as a kubectl plugin): the cluster's namespace
+/// is the base. The repository as applied plans no change (exit 0 with --detailed-exitcode);
+/// promoting research v2 and adding a team's guardrail plans exactly that (exit 2).
+#[tokio::test]
+async fn plan_live_compares_the_cluster_with_the_files() {
+    let ns = TestNamespace::new("plan-live").await;
+    let n = ns.name.as_str();
+    let _op = Operator::start(n, &["--catalog-configmap", "guardrail-catalog"]).await;
+    let repo = crate::common::repo_root().join("examples/policy-repo");
+    let dir = std::env::temp_dir().join(format!("plan-live-{n}"));
+    let (same, changed) = (dir.join("same"), dir.join("changed"));
+    for d in [&same, &changed] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut all = String::new();
+    for f in crate::common::yaml_files(&repo) {
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("namespace: llm-gateway", &format!("namespace: {n}"));
+        let name = f.file_name().unwrap();
+        std::fs::write(same.join(name), &text).unwrap();
+        let edited = if text.contains("name: research-v2,") {
+            let at = text.find("name: research-v2,").unwrap();
+            format!(
+                "{}{}",
+                &text[..at],
+                text[at..].replacen("stage: Draft", "stage: Production", 1)
+            )
+        } else {
+            text.clone()
+        };
+        std::fs::write(changed.join(name), &edited).unwrap();
+        all.push_str(&text);
+        all.push_str("\n---\n");
+    }
+    std::fs::write(
+        changed.join("50-nlp-audit.yaml"),
+        format!(
+            "apiVersion: guardrails.dev/v1alpha1\nkind: Policy\nmetadata: {{name: nlp-audit, namespace: {n}}}\nspec: {{}}\n---\napiVersion: guardrails.dev/v1alpha1\nkind: PolicyVersion\nmetadata: {{name: nlp-audit-v1, namespace: {n}}}\nspec:\n  policy: nlp-audit\n  version: 1\n  stage: Production\n  guardrails: {{add: [toxicity-filter]}}\n---\napiVersion: guardrails.dev/v1alpha1\nkind: PolicyAttachment\nmetadata: {{name: nlp-audit, namespace: {n}}}\nspec:\n  policy: nlp-audit\n  teams: [ops]\n"
+        ),
+    )
+    .unwrap();
+    apply(&all).await;
+    let policies: Api<Policy> = ns.api();
+    for (p, v) in [
+        ("research", 1),
+        ("org-baseline", 1),
+        ("gated", 1),
+        ("claude-audit", 1),
+    ] {
+        await_condition(&policies, p, "in production", T, |x| {
+            x.and_then(|x| x.status.as_ref())
+                .and_then(|s| s.production_version)
+                == Some(v)
+        })
+        .await;
+    }
+
+    // As a kubectl plugin.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = bin.join("kubectl-guardrails");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_guardrail-operator"), &plugin).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubectl = crate::common::kubectl_program();
+    let plan = |files: std::path::PathBuf| {
+        let (path, kubectl) = (path.clone(), kubectl.clone());
+        let catalog = files.join("00-catalog.yaml");
+        async move {
+            tokio::process::Command::new(&kubectl)
+                .args(["guardrails", "plan", "--live", "-n", n, "-f"])
+                .arg(&files)
+                .arg("--catalog")
+                .arg(&catalog)
+                .args(["-o", "json", "--detailed-exitcode"])
+                .env("PATH", path)
+                .env("KUBECONFIG", kubeconfig_path())
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let o = plan(same.clone()).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the applied repository plans no change: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = plan(changed.clone()).await;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["namespace"], n);
+    assert_eq!(
+        p["production"]["entering"],
+        serde_json::json!([{"policy": "nlp-audit", "version": 1}])
+    );
+    assert_eq!(p["production"]["replacing"][0]["policy"], "research");
+    assert_eq!(p["production"]["replacing"][0]["to"], 2);
+    let changed_classes = p["requests"]["changed"].as_array().unwrap();
+    assert!(
+        changed_classes
+            .iter()
+            .any(|c| c["added"] == serde_json::json!(["toxicity-filter"])
+                && c["example"]["team"] == "ops"),
+        "{changed_classes:?}"
+    );
+    assert!(
+        changed_classes
+            .iter()
+            .any(|c| c["added"] == serde_json::json!(["audit-logger"])
+                && c["example"]["team"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("research-"))),
+        "{changed_classes:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
