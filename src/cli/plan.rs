@@ -437,24 +437,24 @@ pub fn text(p: &Plan, color: bool) -> String {
             if !c.removed.is_empty() {
                 o.push_str(&paint(red, &format!("    - {}\n", c.removed.join(", "))));
             }
+            o.push_str(&format!("    example: {}\n", request_text(&c.example)));
             o.push_str(&format!(
-                "    guardrails: {} -> {}\n",
+                "      guardrails: {} -> {}\n",
                 list(&c.before),
                 list(&c.after)
             ));
             o.push_str(&format!(
-                "    policies:   {} -> {}\n",
+                "      policies:   {} -> {}\n",
                 list(&c.policies_before),
                 list(&c.policies_after)
             ));
-            o.push_str(&format!("    example:    {}\n", request_text(&c.example)));
         }
         for c in &p.requests.unwitnessed {
             o.push_str(&format!(
-                "  {} (no example request could be constructed exactly)\n    guardrails: {} -> {}\n",
+                "  {} (no example request could be constructed exactly)\n    + {}\n    - {}\n",
                 paint(bold, &c.description),
-                list(&c.before),
-                list(&c.after)
+                list(&c.added),
+                list(&c.removed)
             ));
         }
     } else {

@@ -8,29 +8,29 @@
 //! 1. **Per dimension**, the string classes of [`super::strings`] over every pattern either
 //!    state names there (plus the null value) give every combination of answers a value can
 //!    have. Values whose answers let exactly the same attachments through (and, for the
-//!    model, make the same conditions hold) form one *group*. Tags are sets: a request's tags
-//!    let through the union of what each tag lets through, so the tag groups are the unions
-//!    of single-tag classes that some tag set reaches.
-//! 2. **Across dimensions**, groups combine by intersecting the attachments they let
-//!    through; combinations that let through the same attachments (and conditions) are one
-//!    class. A combination that lets through no attachment that differs between the states
-//!    (present in one only, or whose policy resolves differently) cannot change: it is
-//!    counted as unchanged and not split further.
-//! 3. **Each class** is evaluated in both states by the engine's own rules
-//!    ([`chosen`], [`policy_applies`], [`resolved_guardrails`]) with the class's answers as
-//!    the facts; a representative request is assembled from the groups' witnesses and
-//!    resolved for real in both states, and must agree.
+//!    model, make the same conditions hold) form one *group*.
+//! 2. **Across team, key and model**, groups combine by intersecting the attachments they let
+//!    through; combinations that let through the same attachments (and conditions) merge. A
+//!    combination that lets through no attachment that differs between the states (present in
+//!    one only, or whose policy resolves differently) cannot change: it is counted as
+//!    unchanged and not split further.
+//! 3. **Tags** are sets, explored per combination ([`super::tags`]), by what they contribute.
+//! 4. **Classes**: the (combination, tag state) pairs that gain and lose the same guardrails;
+//!    a representative request is assembled from the witnesses and resolved for real in both
+//!    states, and must agree.
 //!
 //! Size: per dimension, at most one class per reachable automaton state (for wildcards, about
-//! the total length of the patterns); the classes combine as a product of the groups of the
-//! four dimensions, and the tag groups can number up to 2^(tag patterns) — the worst case is
-//! exponential, which is why both are capped ([`Limits`]) with an error naming the cap.
+//! the total length of the patterns); the combinations are at most the product of the three
+//! dimensions' groups, and the tag states of one combination at most 2^(guardrails that can
+//! differ) — exponential in the worst case, which is why all are capped ([`Limits`]) with an
+//! error naming the cap.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::describe::{describe, describe_tuples};
 use super::strings::{self, Predicate, StringClass};
-use crate::engine::attach::{chosen, resolve_request};
+use super::tags::{Contribution, NodeTags, TagClasses, difference};
+use crate::engine::attach::{chosen, matches_any, resolve_request};
 use crate::engine::condition::ModelFacts;
 use crate::engine::inherit::{policy_applies, resolved_guardrails};
 use crate::engine::model::{Attachment, MatchContext, ModelCondition, PolicyContent, PolicyMap};
@@ -78,14 +78,23 @@ pub struct RequestClass {
 }
 
 /// The requests part of a plan.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Partition {
     pub changed: Vec<RequestClass>,
     pub unchanged: usize,
     pub unwitnessed: Vec<RequestClass>,
-    /// Every class evaluated, by its answers: changed (index), unwitnessed, or unchanged.
-    index: HashMap<(Bits, Vec<bool>), Located>,
+    locator: Option<Locator>,
+}
+
+/// What [`Partition::locate`] needs: the classes of the other dimensions that were split
+/// further, their tag states, and where each state went.
+#[derive(Debug)]
+struct Locator {
+    nodes: HashMap<(Bits, Vec<bool>), usize>,
+    tags: Vec<NodeTags>,
+    located: Vec<Vec<Located>>,
     conditions: Vec<crate::engine::pyregex::ModelPattern>,
+    tag_classes: TagClasses,
 }
 
 /// Where a request falls.
@@ -103,22 +112,44 @@ pub enum Located {
 impl Partition {
     /// The class a concrete request falls in (the same states as [`partition`] was given).
     pub fn locate(&self, base: Side<'_>, new: Side<'_>, ctx: &MatchContext) -> Located {
+        let Some(l) = &self.locator else {
+            return Located::Unchanged;
+        };
         let union: Vec<&Attachment> = base.attachments.iter().chain(new.attachments).collect();
         let mut pass = Bits::new(union.len());
+        let (team, key, model) = (
+            ctx.team_alias.as_deref(),
+            ctx.key_alias.as_deref(),
+            ctx.model.as_deref(),
+        );
         for (i, a) in union.iter().enumerate() {
-            if a.scope_matches(ctx) {
+            if a.scope_matches_by(
+                |p| matches_any(team, p),
+                |p| matches_any(key, p),
+                |p| matches_any(model, p),
+                |_| true,
+            ) {
                 pass.set(i);
             }
         }
-        let cond: Vec<bool> = self
+        let cond: Vec<bool> = l
             .conditions
             .iter()
-            .map(|p| ctx.model.as_deref().is_some_and(|m| p.matches(m)))
+            .map(|p| model.is_some_and(|m| p.matches(m)))
             .collect();
-        self.index
-            .get(&(pass, cond))
-            .copied()
-            .unwrap_or(Located::Unchanged)
+        let Some(&node) = l.nodes.get(&(pass, cond)) else {
+            return Located::Unchanged;
+        };
+        let classes: Vec<usize> = ctx
+            .tags
+            .iter()
+            .flatten()
+            .filter_map(|t| l.tag_classes.class_of(t))
+            .collect();
+        match l.tags[node].state_of(&classes) {
+            Some(s) => l.located[node][s],
+            None => Located::Unchanged,
+        }
     }
 }
 
@@ -137,12 +168,11 @@ pub enum ClassError {
     #[error("the states distinguish more than {0} classes of requests; plan cannot list them all")]
     TooManyClasses(usize),
     #[error(
-        "internal error: the example {example} of class '{class}' resolves to {got:?} in the {state} state, not {want:?}"
+        "internal error: the example {example} of class '{class}' gains and loses {got:?}, not {want:?}"
     )]
     Inconsistent {
         class: String,
         example: String,
-        state: &'static str,
         got: Vec<String>,
         want: Vec<String>,
     },
@@ -153,10 +183,10 @@ pub enum ClassError {
 pub(super) struct Bits(Vec<u64>);
 
 impl Bits {
-    fn new(n: usize) -> Bits {
+    pub(super) fn new(n: usize) -> Bits {
         Bits(vec![0; n.div_ceil(64)])
     }
-    fn set(&mut self, i: usize) {
+    pub(super) fn set(&mut self, i: usize) {
         self.0[i / 64] |= 1 << (i % 64);
     }
     fn get(&self, i: usize) -> bool {
@@ -170,6 +200,16 @@ impl Bits {
     }
     fn intersects(&self, o: &Bits) -> bool {
         self.0.iter().zip(&o.0).any(|(a, b)| a & b != 0)
+    }
+    pub(super) fn minus(&self, o: &Bits) -> Bits {
+        Bits(self.0.iter().zip(&o.0).map(|(a, b)| a & !b).collect())
+    }
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64)
+                .filter(move |b| word & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
+        })
     }
 }
 
@@ -206,10 +246,8 @@ impl Dim {
 pub(super) struct Member {
     witness: Option<Option<String>>,
     pub(super) description: String,
-    /// Team, key, model: the answers per pattern of the dimension.
+    /// The answers per pattern of the dimension.
     pub(super) holds: Vec<bool>,
-    /// Tags only: the tag values.
-    tags: Vec<String>,
 }
 
 /// Values of one dimension that let the same attachments through.
@@ -243,7 +281,7 @@ impl ModelFacts for Facts<'_> {
     }
 }
 
-fn dimension_passes(a: &Attachment, dim: Dim, ok: &dyn Fn(&[String]) -> bool) -> bool {
+pub(super) fn dimension_passes(a: &Attachment, dim: Dim, ok: &dyn Fn(&[String]) -> bool) -> bool {
     let yes = |_: &[String]| true;
     match dim {
         Dim::Team => a.scope_matches_by(ok, yes, yes, yes),
@@ -254,7 +292,7 @@ fn dimension_passes(a: &Attachment, dim: Dim, ok: &dyn Fn(&[String]) -> bool) ->
 }
 
 /// Distinct patterns of a dimension over all attachments, in first-seen order.
-fn patterns(all: &[&Attachment], dim: Dim) -> Vec<String> {
+pub(super) fn patterns(all: &[&Attachment], dim: Dim) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for a in all {
@@ -352,7 +390,6 @@ fn scalar_groups(
                 described[ci].clone()
             },
             holds: c.holds.clone(),
-            tags: Vec::new(),
         };
         let at = *by_key
             .entry((pass.clone(), cond.clone()))
@@ -367,98 +404,6 @@ fn scalar_groups(
         groups[at].members.push(member);
     }
     Ok(DimInfo { dim, groups, preds })
-}
-
-/// The groups of the tag dimension: unions of single-tag classes that a tag set reaches.
-fn tag_groups(union: &[&Attachment], limits: Limits) -> Result<DimInfo, ClassError> {
-    let wild = patterns(union, Dim::Tags);
-    let preds: Vec<Predicate> = wild.iter().cloned().map(Predicate::Wildcard).collect();
-    let index: HashMap<&str, usize> = wild
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i))
-        .collect();
-    let classes =
-        strings::classes(&preds, limits.states).map_err(|source| ClassError::Strings {
-            dimension: "tag",
-            source,
-        })?;
-    // What each tag lets through, beyond the attachments without a tag list.
-    let n = union.len();
-    let mut untagged = Bits::new(n);
-    let none = |_: &[String]| false;
-    for (i, a) in union.iter().enumerate() {
-        if dimension_passes(a, Dim::Tags, &none) {
-            untagged.set(i);
-        }
-    }
-    let hits: Vec<Bits> = classes
-        .iter()
-        .map(|c| {
-            let ok = |ps: &[String]| {
-                ps.iter()
-                    .any(|p| index.get(p.as_str()).is_some_and(|&i| c.holds[i]))
-            };
-            let mut b = Bits::new(n);
-            for (i, a) in union.iter().enumerate() {
-                if dimension_passes(a, Dim::Tags, &ok) {
-                    b.set(i);
-                }
-            }
-            b
-        })
-        .collect();
-    // Breadth first from no tags: every union some tag set reaches, with its tag list.
-    let mut groups: Vec<Group> = vec![Group {
-        pass: untagged.clone(),
-        cond: Vec::new(),
-        members: vec![Member {
-            witness: Some(None),
-            description: "no matching tag".into(),
-            holds: Vec::new(),
-            tags: Vec::new(),
-        }],
-    }];
-    let mut by_pass: HashMap<Bits, usize> = HashMap::from([(untagged, 0)]);
-    let mut at = 0;
-    while at < groups.len() {
-        for (ci, c) in classes.iter().enumerate() {
-            let pass = groups[at].pass.or(&hits[ci]);
-            let Some(w) = &c.witness else { continue };
-            let base = &groups[at].members[0];
-            let mut tags = base.tags.clone();
-            if by_pass.contains_key(&pass) {
-                continue;
-            }
-            tags.push(w.clone());
-            let d = describe(Dim::Tags, &preds, &c.holds, &classes, false);
-            let description = if base.tags.is_empty() {
-                d
-            } else {
-                format!("{} and {d}", base.description)
-            };
-            by_pass.insert(pass.clone(), groups.len());
-            groups.push(Group {
-                pass,
-                cond: Vec::new(),
-                members: vec![Member {
-                    witness: Some(Some(String::new())),
-                    description,
-                    holds: Vec::new(),
-                    tags,
-                }],
-            });
-            if groups.len() > limits.tag_sets {
-                return Err(ClassError::TooManyTagSets(limits.tag_sets));
-            }
-        }
-        at += 1;
-    }
-    Ok(DimInfo {
-        dim: Dim::Tags,
-        groups,
-        preds: Vec::new(),
-    })
 }
 
 /// The policy chain with contents, root last; what decides a policy's guardrails.
@@ -523,8 +468,15 @@ fn evaluate(side: Side<'_>, offset: usize, facts: &Facts<'_>) -> (Vec<String>, V
     )
 }
 
-/// A combination of one group per dimension.
+/// A combination of one group per dimension: team, key, model, and the tag state's
+/// description (`ALL_TAGS`: whatever the tags).
 pub(super) type Tuple = [usize; 4];
+
+/// The tag part of a combination that holds whatever the tags.
+pub(super) const ALL_TAGS: usize = usize::MAX;
+
+/// Combinations remembered per class of the other dimensions.
+const MAX_TUPLES: usize = 4096;
 
 /// Compute the partition.
 pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partition, ClassError> {
@@ -536,13 +488,12 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
         .enumerate()
         .map(|(i, p)| (p.raw().to_string(), i))
         .collect();
-    let dims = [Dim::Team, Dim::Key, Dim::Model, Dim::Tags];
     let info: Vec<DimInfo> = vec![
         scalar_groups(Dim::Team, &union, &conditions, limits)?,
         scalar_groups(Dim::Key, &union, &conditions, limits)?,
         scalar_groups(Dim::Model, &union, &conditions, limits)?,
-        tag_groups(&union, limits)?,
     ];
+    let tag_classes = TagClasses::new(&union, limits)?;
     let groups: Vec<&Vec<Group>> = info.iter().map(|i| &i.groups).collect();
     let unstable = unstable(base, new);
     let mut all = Bits::new(union.len());
@@ -551,11 +502,12 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
     }
     let mut out = Partition::default();
 
-    // Combine dimension by dimension; merge combinations that let the same things through.
-    let mut nodes: Vec<(Bits, Vec<bool>, Vec<Tuple>)> =
-        vec![(all, vec![false; conditions.len()], vec![[0; 4]])];
-    for (d, dim) in dims.iter().enumerate() {
-        let mut next: Vec<(Bits, Vec<bool>, Vec<Tuple>)> = Vec::new();
+    // Team, key, model: combine dimension by dimension; merge combinations that let the same
+    // attachments through with the same conditions; leave out what reaches nothing unstable.
+    type Node = (Bits, Vec<bool>, Vec<[usize; 3]>);
+    let mut nodes: Vec<Node> = vec![(all, vec![false; conditions.len()], vec![[0; 3]])];
+    for (d, dim) in [Dim::Team, Dim::Key, Dim::Model].into_iter().enumerate() {
+        let mut next: Vec<Node> = Vec::new();
         let mut at: HashMap<(Bits, Vec<bool>), usize> = HashMap::new();
         for (pass, cond, tuples) in &nodes {
             for (gi, g) in groups[d].iter().enumerate() {
@@ -564,7 +516,7 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
                     out.unchanged += 1;
                     continue;
                 }
-                let c = if *dim == Dim::Model {
+                let c = if dim == Dim::Model {
                     g.cond.clone()
                 } else {
                     cond.clone()
@@ -590,57 +542,176 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
         nodes = next;
     }
 
-    // Evaluate every class in both states; merge those with the same before and after.
-    let mut merged: BTreeMap<(Vec<String>, Vec<String>), Vec<usize>> = BTreeMap::new();
-    let mut evaluated: Vec<(Vec<String>, Vec<String>)> = Vec::with_capacity(nodes.len());
-    for (n, (pass, cond, _)) in nodes.iter().enumerate() {
+    // Tags, per node: the states tag sets reach, each with what it adds and removes.
+    /// Per attachment, once per set of conditions: `None` when its policy does not apply,
+    /// else whether it is a default and its policy's guardrails.
+    type Applied = Option<(bool, Vec<String>)>;
+    let mut per_attachment: HashMap<Vec<bool>, Vec<Option<Applied>>> = HashMap::new();
+    let mut tags: Vec<NodeTags> = Vec::with_capacity(nodes.len());
+    let mut located: Vec<Vec<Located>> = Vec::with_capacity(nodes.len());
+    /// (added, removed) → the (combination, tag state) pairs with that difference.
+    type Members = Vec<(usize, usize)>;
+    let mut by_difference: BTreeMap<(Vec<String>, Vec<String>), Members> = BTreeMap::new();
+    for (ni, (pass, cond, _)) in nodes.iter().enumerate() {
         let facts = Facts {
             pass,
             cond,
             cond_index: &cond_index,
         };
-        let (before, policies_before) = evaluate(base, 0, &facts);
-        let (after, policies_after) = evaluate(new, nb, &facts);
-        evaluated.push((policies_before, policies_after));
-        if before == after {
-            out.unchanged += 1;
-            out.index
-                .insert((pass.clone(), cond.clone()), Located::Unchanged);
-        } else {
-            merged.entry((before, after)).or_default().push(n);
-        }
-    }
-    for ((before, after), members) in merged {
-        let tuples: Vec<Tuple> = members
+        // (default?, guardrails) of each attachment whose policy applies, under `cond`.
+        let cache = per_attachment
+            .entry(cond.clone())
+            .or_insert_with(|| vec![None; union.len()]);
+        let mut of = |i: usize| -> Option<(bool, Vec<String>)> {
+            cache[i]
+                .get_or_insert_with(|| {
+                    let (side, a) = if i < nb {
+                        (base, &base.attachments[i])
+                    } else {
+                        (new, &new.attachments[i - nb])
+                    };
+                    policy_applies(&a.policy, side.production, &facts).then(|| {
+                        let gs = resolved_guardrails(&a.policy, side.production, Some(&facts));
+                        (a.default, gs.into_iter().map(str::to_string).collect())
+                    })
+                })
+                .clone()
+        };
+        let mut contribution = |set: &Bits| {
+            let (mut b, mut n) = (Contribution::default(), Contribution::default());
+            for i in set.ones() {
+                let Some((default, gs)) = of(i) else { continue };
+                let c = if i < nb { &mut b } else { &mut n };
+                if default {
+                    c.default.extend(gs);
+                } else {
+                    c.has_non_default = true;
+                    c.non_default.extend(gs);
+                }
+            }
+            (b, n)
+        };
+        let start = contribution(&pass.and(&tag_classes.untagged));
+        let per_class = tag_classes
+            .hits
             .iter()
-            .flat_map(|&n| nodes[n].2.iter().copied())
+            .map(|h| contribution(&pass.and(h)))
             .collect();
-        let truncated = members.iter().any(|&n| nodes[n].2.len() >= MAX_TUPLES);
-        let description = describe_tuples(&info, &tuples, truncated);
-        let example = tuples.iter().find_map(|t| example(&groups, t));
+        let nt = NodeTags::explore(start, per_class, limits.tag_sets)?;
+        let mut here = Vec::with_capacity(nt.states.len());
+        for (si, (state, _)) in nt.states.iter().enumerate() {
+            let d = difference(state);
+            if d.0.is_empty() && d.1.is_empty() {
+                out.unchanged += 1;
+            } else {
+                by_difference.entry(d).or_default().push((ni, si));
+            }
+            here.push(Located::Unchanged);
+        }
+        tags.push(nt);
+        located.push(here);
+    }
+
+    // One class per difference; its example resolved for real in both states.
+    let tag_text = |path: &[usize]| -> String {
+        if path.is_empty() {
+            return "no matching tag".into();
+        }
+        let names: Vec<String> = path
+            .iter()
+            .map(|&c| {
+                describe(
+                    Dim::Tags,
+                    &tag_classes.preds,
+                    &tag_classes.classes[c].holds,
+                    &tag_classes.classes,
+                    false,
+                )
+            })
+            .collect();
+        match names.as_slice() {
+            [one] => one.clone(),
+            many => format!(
+                "tags {}",
+                many.iter()
+                    .map(|n| n.strip_prefix("tag ").unwrap_or(n))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        }
+    };
+    let mut tag_texts: Vec<String> = Vec::new();
+    let mut tag_ids: HashMap<Vec<usize>, usize> = HashMap::new();
+    for ((added, removed), members) in by_difference {
+        let member_nodes: BTreeSet<usize> = members.iter().map(|&(n, _)| n).collect();
+        let tag_free: BTreeSet<usize> = member_nodes
+            .iter()
+            .copied()
+            .filter(|&n| members.iter().filter(|&&(m, _)| m == n).count() == tags[n].states.len())
+            .collect();
+        let mut tuples: Vec<Tuple> = Vec::new();
+        let mut truncated = false;
+        for &(n, s) in &members {
+            let t = if tag_free.contains(&n) {
+                ALL_TAGS
+            } else {
+                let path = &tags[n].states[s].1;
+                *tag_ids.entry(path.clone()).or_insert_with(|| {
+                    tag_texts.push(tag_text(path));
+                    tag_texts.len() - 1
+                })
+            };
+            truncated |= nodes[n].2.len() >= MAX_TUPLES;
+            for x in &nodes[n].2 {
+                if tuples.len() >= MAX_TUPLES {
+                    truncated = true;
+                    break;
+                }
+                tuples.push([x[0], x[1], x[2], t]);
+            }
+        }
+        let description = describe_tuples(&info, &tag_texts, &tuples, truncated);
+        let example = members.iter().find_map(|&(n, s)| {
+            let path = &tags[n].states[s].1;
+            let tag_values: Option<Vec<String>> = path
+                .iter()
+                .map(|&c| tag_classes.classes[c].witness.clone())
+                .collect();
+            let tag_values = tag_values?;
+            nodes[n]
+                .2
+                .iter()
+                .find_map(|t| example(&groups, t, &tag_values))
+        });
         let class = match example {
             Some(ctx) => {
                 let b = resolve_request(base.attachments, base.production, &ctx);
                 let a = resolve_request(new.attachments, new.production, &ctx);
-                for (state, got, want) in [
-                    ("base", &b.effective_guardrails, &before),
-                    ("new", &a.effective_guardrails, &after),
-                ] {
-                    if got != want {
-                        return Err(ClassError::Inconsistent {
-                            class: description,
-                            example: format!("{ctx:?}"),
-                            state,
-                            got: got.clone(),
-                            want: want.clone(),
-                        });
-                    }
+                let got_added: Vec<String> = a
+                    .effective_guardrails
+                    .iter()
+                    .filter(|g| !b.effective_guardrails.contains(g))
+                    .cloned()
+                    .collect();
+                let got_removed: Vec<String> = b
+                    .effective_guardrails
+                    .iter()
+                    .filter(|g| !a.effective_guardrails.contains(g))
+                    .cloned()
+                    .collect();
+                if (&got_added, &got_removed) != (&added, &removed) {
+                    return Err(ClassError::Inconsistent {
+                        class: description,
+                        example: format!("{ctx:?}"),
+                        got: [got_added, got_removed].concat(),
+                        want: [added, removed].concat(),
+                    });
                 }
                 RequestClass {
                     description,
                     example: Some(ctx),
-                    before,
-                    after,
+                    before: b.effective_guardrails,
+                    after: a.effective_guardrails,
                     policies_before: b
                         .matched_policies
                         .into_iter()
@@ -653,14 +724,29 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
                         .collect(),
                 }
             }
-            None => RequestClass {
-                description,
-                example: None,
-                before,
-                after,
-                policies_before: evaluated[members[0]].0.clone(),
-                policies_after: evaluated[members[0]].1.clone(),
-            },
+            None => {
+                // The first member, evaluated in full (the states compare fewer guardrails).
+                let (n, s) = members[0];
+                let mut pass = nodes[n].0.and(&tag_classes.untagged);
+                for &c in &tags[n].states[s].1 {
+                    pass = pass.or(&nodes[n].0.and(&tag_classes.hits[c]));
+                }
+                let facts = Facts {
+                    pass: &pass,
+                    cond: &nodes[n].1,
+                    cond_index: &cond_index,
+                };
+                let (before, policies_before) = evaluate(base, 0, &facts);
+                let (after, policies_after) = evaluate(new, nb, &facts);
+                RequestClass {
+                    description,
+                    example: None,
+                    before,
+                    after,
+                    policies_before,
+                    policies_after,
+                }
+            }
         };
         let at = if class.example.is_some() {
             out.changed.push(class);
@@ -669,20 +755,26 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
             out.unwitnessed.push(class);
             Located::Unwitnessed(out.unwitnessed.len() - 1)
         };
-        for &n in &members {
-            out.index
-                .insert((nodes[n].0.clone(), nodes[n].1.clone()), at);
+        for &(n, s) in &members {
+            located[n][s] = at;
         }
     }
-    out.conditions = conditions;
+    out.locator = Some(Locator {
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, c, _))| ((p.clone(), c.clone()), i))
+            .collect(),
+        tags,
+        located,
+        conditions,
+        tag_classes,
+    });
     Ok(out)
 }
 
-/// Combinations remembered per class (for its example and description).
-const MAX_TUPLES: usize = 4096;
-
-/// A request from a combination's groups, when every one has a witness.
-fn example(groups: &[&Vec<Group>], t: &Tuple) -> Option<MatchContext> {
+/// A request from a combination's groups and tag values, when every group has a witness.
+fn example(groups: &[&Vec<Group>], t: &[usize; 3], tags: &[String]) -> Option<MatchContext> {
     let value = |d: usize| -> Option<Option<String>> {
         let members = &groups[d][t[d]].members;
         // The null value when the group has it (the simplest request), else a witness.
@@ -692,12 +784,11 @@ fn example(groups: &[&Vec<Group>], t: &Tuple) -> Option<MatchContext> {
             .or_else(|| members.iter().find(|m| m.witness.is_some()))
             .and_then(|m| m.witness.clone())
     };
-    let tags = &groups[3][t[3]].members[0].tags;
     Some(MatchContext {
         team_alias: value(0)?,
         key_alias: value(1)?,
         model: value(2)?,
-        tags: (!tags.is_empty()).then(|| tags.clone()),
+        tags: (!tags.is_empty()).then(|| tags.to_vec()),
     })
 }
 
@@ -795,21 +886,57 @@ mod tests {
     fn several_tags_reach_the_union_of_what_each_lets_through() {
         let pols: PolicyMap = [("x".into(), policy(&["gx"])), ("y".into(), policy(&["gy"]))].into();
         let base = vec![att("x", |a| a.tags = strs(&["ext"]))];
-        // New: y needs both?—no: y on tag "int"; a request with both tags gets both.
         let mut new = base.clone();
         new.push(att("y", |a| a.tags = strs(&["int"])));
         let p = run((&base, &pols), (&new, &pols));
-        let afters: BTreeSet<Vec<String>> = p.changed.iter().map(|c| c.after.clone()).collect();
-        assert!(afters.contains(&vec!["gy".to_string()]));
-        assert!(
-            afters.contains(&vec!["gx".to_string(), "gy".to_string()]),
-            "{p:?}"
-        );
-        let both = p.changed.iter().find(|c| c.after.len() == 2).unwrap();
+        // One difference (gains gy), whatever else the tags bring.
+        assert_eq!(p.changed.len(), 1, "{p:?}");
+        let c = &p.changed[0];
+        assert_eq!(c.description, "(tag int or tags ext + int)");
         assert_eq!(
-            both.example.as_ref().unwrap().tags.as_ref().unwrap().len(),
-            2
+            c.after
+                .iter()
+                .filter(|g| !c.before.contains(g))
+                .collect::<Vec<_>>(),
+            ["gy"]
         );
+        let both = MatchContext {
+            tags: strs(&["ext", "int"]),
+            ..Default::default()
+        };
+        let sides = (
+            Side {
+                attachments: &base,
+                production: &pols,
+            },
+            Side {
+                attachments: &new,
+                production: &pols,
+            },
+        );
+        assert_eq!(p.locate(sides.0, sides.1, &both), Located::Changed(0));
+        let ext = MatchContext {
+            tags: strs(&["ext"]),
+            ..Default::default()
+        };
+        assert_eq!(p.locate(sides.0, sides.1, &ext), Located::Unchanged);
+    }
+
+    #[test]
+    fn many_tag_attachments_do_not_explode() {
+        // 40 tags, each its own policy and guardrail: 2^40 tag sets, one difference.
+        let mut pols: PolicyMap = (0..40)
+            .map(|i| (format!("t{i}"), policy(&[&format!("g{i}")])))
+            .collect();
+        let base: Vec<Attachment> = (0..40)
+            .map(|i| att(&format!("t{i}"), |a| a.tags = strs(&[&format!("app-{i}")])))
+            .collect();
+        pols.insert("new".into(), policy(&["fresh"]));
+        let mut new = base.clone();
+        new.push(att("new", |a| a.teams = strs(&["ops"])));
+        let p = run((&base, &pols), (&new, &pols));
+        assert_eq!(p.changed.len(), 1, "{:?}", p.changed);
+        assert_eq!(p.changed[0].description, "team ops");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::classes::{Dim, DimInfo, Tuple};
+use super::classes::{ALL_TAGS, Dim, DimInfo, Tuple};
 use super::strings::{Predicate, StringClass};
 
 /// Combinations a description is simplified from (the merge is quadratic).
@@ -170,7 +170,12 @@ fn describe_groups(info: &DimInfo, set: &BTreeSet<usize>) -> Option<String> {
     })
 }
 
-pub(super) fn describe_tuples(info: &[DimInfo], tuples: &[Tuple], truncated: bool) -> String {
+pub(super) fn describe_tuples(
+    info: &[DimInfo],
+    tag_texts: &[String],
+    tuples: &[Tuple],
+    truncated: bool,
+) -> String {
     let cubes = if tuples.len() <= MAX_SIMPLIFIED {
         simplify(tuples)
     } else {
@@ -185,9 +190,26 @@ pub(super) fn describe_tuples(info: &[DimInfo], tuples: &[Tuple], truncated: boo
         .iter()
         .take(shown)
         .map(|c| {
-            let dims: Vec<String> = (0..4)
+            let mut dims: Vec<String> = (0..3)
                 .filter_map(|d| describe_groups(&info[d], &c[d]))
                 .collect();
+            if !c[3].contains(&ALL_TAGS) {
+                let texts: Vec<&str> = c[3]
+                    .iter()
+                    .take(3)
+                    .map(|&t| tag_texts[t].as_str())
+                    .collect();
+                let more = c[3].len().saturating_sub(3);
+                let mut text = texts.join(" or ");
+                if more > 0 {
+                    text.push_str(&format!(" or {more} more tag sets"));
+                }
+                dims.push(if c[3].len() > 1 {
+                    format!("({text})")
+                } else {
+                    text
+                });
+            }
             if dims.is_empty() {
                 "every request".to_string()
             } else {

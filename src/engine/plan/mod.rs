@@ -6,6 +6,7 @@
 pub mod classes;
 mod describe;
 pub mod strings;
+mod tags;
 pub mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
