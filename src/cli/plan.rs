@@ -163,8 +163,14 @@ pub fn compute(args: &PlanArgs) -> Result<Plan, Failure> {
         e.code = 1;
         e
     })?;
-    let m = super::manifests::read(&args.inputs.files, args.inputs.recursive)
-        .map_err(|e| fail(e.to_string()))?;
+    // Both states' files are read side by side when both are files.
+    let (m, mut base_read) = std::thread::scope(|scope| {
+        let base = (!args.base.is_empty())
+            .then(|| scope.spawn(|| super::manifests::read(&args.base, args.inputs.recursive)));
+        let new = super::manifests::read(&args.inputs.files, args.inputs.recursive);
+        (new, base.map(|h| h.join()))
+    });
+    let m = m.map_err(|e| fail(e.to_string()))?;
     let ns = m
         .choose_namespace(args.inputs.namespace.as_deref())
         .map_err(fail)?;
@@ -200,10 +206,11 @@ pub fn compute(args: &PlanArgs) -> Result<Plan, Failure> {
         _tmp = tmp;
         (o, cat)
     } else {
-        (
-            read_objects(&args.base, args.inputs.recursive, &ns)?,
-            catalog.clone(),
-        )
+        let base = match base_read.take() {
+            Some(Ok(read)) => read.map_err(|e| fail(e.to_string()))?.objects(&ns),
+            _ => read_objects(&args.base, args.inputs.recursive, &ns)?,
+        };
+        (base, catalog.clone())
     };
 
     let contexts = match &args.contexts {
@@ -237,8 +244,12 @@ pub fn compute(args: &PlanArgs) -> Result<Plan, Failure> {
         base: base_provider.as_ref(),
         new: new_provider.as_ref(),
     });
-    let base_eval = evaluate(&base_objects, base_catalog.as_ref());
-    let new_eval = evaluate(&new_objects, catalog.as_ref());
+    let (base_eval, new_eval) = std::thread::scope(|scope| {
+        let base = scope.spawn(|| evaluate(&base_objects, base_catalog.as_ref()));
+        let new = evaluate(&new_objects, catalog.as_ref());
+        (base.join(), new)
+    });
+    let base_eval = base_eval.map_err(|_| fail("plan: evaluating the base state failed"))?;
     plan::plan(
         &ns,
         State {

@@ -173,6 +173,32 @@ impl<'a, P: Policies> Resolver<'a, P> {
         super::attach::choose(in_scope, ctx)
     }
 
+    /// The effective guardrails alone (sorted, distinct): what [`Resolver::resolve`] answers
+    /// in `effective_guardrails`, without building reasons (for replaying traffic).
+    pub fn effective(&self, ctx: &MatchContext) -> Vec<&'a str> {
+        let in_scope: Vec<&'a Attachment> = self
+            .index
+            .candidates(ctx)
+            .into_iter()
+            .map(|i| &self.attachments[i as usize])
+            .filter(|a| a.scope_matches(ctx) && self.applies(&a.policy, ctx))
+            .collect();
+        let mut out: Vec<&'a str> = Vec::new();
+        for a in super::attach::chosen(in_scope) {
+            match self
+                .fixed
+                .get(a.policy.as_str())
+                .and_then(|f| f.guardrails.as_deref())
+            {
+                Some(fixed) => out.extend_from_slice(fixed),
+                None => out.extend(resolved_guardrails(&a.policy, self.policies, Some(ctx))),
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// [`resolve_request`](super::attach::resolve_request), with fixed resolutions reused.
     pub fn resolve(&self, ctx: &MatchContext) -> Resolution {
         super::attach::resolution(self.matched_policies(ctx), |name, out| {

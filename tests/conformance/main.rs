@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use guardrail_operator::engine::attach::{MatchedPolicy, matched_policies};
+use guardrail_operator::engine::attach::{MatchedPolicy, matched_policies, resolve_request};
 use guardrail_operator::engine::inherit::resolve_policy;
 use guardrail_operator::engine::litellm::{
     parse_attachment, parse_pipeline, parse_policy, pipeline_to_json,
@@ -17,6 +17,8 @@ use guardrail_operator::engine::model::{Attachment, MatchContext, PipelineMode, 
 use guardrail_operator::engine::pipeline::{
     Clock, Guardrail, GuardrailSet, Message, Request, Rewrite, Verdict, execute,
 };
+use guardrail_operator::engine::plan::classes::{Limits, Located, Side, partition};
+use guardrail_operator::engine::plan::traffic::{Weighted, replay};
 use guardrail_operator::engine::validate::{ErrorType, Issue, validate_policies};
 use serde_json::{Value, json};
 
@@ -370,6 +372,130 @@ fn check_pipeline_case(case: &Value, f: &mut Failures) {
     f.check(id, "pipeline result", ours, exp.clone(), case);
 }
 
+/// One state of a plan case, converted as the policy cases convert theirs: `parse_policy` per
+/// policy and `parse_attachment` per attachment, in file order.
+fn state_from(v: &Value) -> Result<(PolicyMap, Vec<Attachment>), String> {
+    let mut map = PolicyMap::new();
+    let raw = v["policies"].as_object().ok_or("no policies")?;
+    for (name, body) in raw {
+        let p = parse_policy(body).map_err(|e| format!("{name}: {e}"))?;
+        map.insert(name.clone(), p);
+    }
+    let attachments = v["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(parse_attachment)
+        .collect::<Result<Vec<Attachment>, String>>()?;
+    Ok((map, attachments))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).expect("strings")
+}
+
+/// What a request gains and loses from `before` to `after`.
+fn gained_lost(before: &[String], after: &[String]) -> Value {
+    let gained: Vec<&String> = after.iter().filter(|g| !before.contains(g)).collect();
+    let lost: Vec<&String> = before.iter().filter(|g| !after.contains(g)).collect();
+    json!({"gained": gained, "lost": lost})
+}
+
+/// A plan case: the traffic figures of `plan` (api.md §8) against LiteLLM's, each context's
+/// effective guardrails in both states, and the request class each context falls in.
+fn check_plan_case(case: &Value, f: &mut Failures) {
+    let id = case["id"].as_str().unwrap_or("?");
+    let repro = json!({"id": id, "seed": case["seed"], "base": case["base"], "new": case["new"]});
+    let (base, new) = match (state_from(&case["base"]), state_from(&case["new"])) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            f.0.push(format!(
+                "{id}: our parser refused a state LiteLLM loaded: {e}\n  case: {repro}"
+            ));
+            return;
+        }
+    };
+    let contexts = case["contexts"].as_array().expect("contexts");
+    let weighted: Vec<Weighted> = contexts
+        .iter()
+        .map(|c| Weighted {
+            context: ctx_from(&c["context"]),
+            count: c["count"].as_u64().expect("count"),
+        })
+        .collect();
+
+    let traffic = replay((&base.1, &base.0), (&new.1, &new.0), &weighted, None);
+    f.check(
+        id,
+        "traffic (requests, changed, guardrails)",
+        json!(traffic),
+        case["traffic"].clone(),
+        &repro,
+    );
+
+    let bs = Side {
+        attachments: &base.1,
+        production: &base.0,
+    };
+    let ns = Side {
+        attachments: &new.1,
+        production: &new.0,
+    };
+    let part = match partition(bs, ns, Limits::default()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            f.0.push(format!("{id}: no partition: {e}\n  case: {repro}"));
+            None
+        }
+    };
+    for (i, (w, c)) in weighted.iter().zip(contexts).enumerate() {
+        let what = |s: &str| format!("context #{i} {}: {s}", c["context"]);
+        let b = resolve_request(&base.1, &base.0, &w.context);
+        let a = resolve_request(&new.1, &new.0, &w.context);
+        f.check(
+            id,
+            &what("effective guardrails in the base state"),
+            json!(b.effective_guardrails),
+            c["before"].clone(),
+            &repro,
+        );
+        f.check(
+            id,
+            &what("effective guardrails in the new state"),
+            json!(a.effective_guardrails),
+            c["after"].clone(),
+            &repro,
+        );
+
+        // Its class: unchanged exactly when LiteLLM's two sets are equal, else a class that
+        // gains and loses what it does (classes are by difference, so only that is shared).
+        let Some(p) = &part else { continue };
+        let located = p.locate(bs, ns, &w.context);
+        let class = match located {
+            Located::Changed(k) => Some(&p.changed[k]),
+            Located::Unwitnessed(k) => Some(&p.unwitnessed[k]),
+            Located::Unchanged => None,
+        };
+        let ours = match class {
+            Some(r) => gained_lost(&r.before, &r.after),
+            None => json!("unchanged"),
+        };
+        let (before, after) = (strings(&c["before"]), strings(&c["after"]));
+        let theirs = if before == after {
+            json!("unchanged")
+        } else {
+            gained_lost(&before, &after)
+        };
+        f.check(
+            id,
+            &what(&format!("request class ({located:?})")),
+            ours,
+            theirs,
+            &repro,
+        );
+    }
+}
+
 #[test]
 fn engine_agrees_with_litellm_1_110_2() {
     let path = cases_path();
@@ -381,10 +507,15 @@ fn engine_agrees_with_litellm_1_110_2() {
     );
     let cases = doc["cases"].as_array().expect("cases");
     let pipes = doc["pipeline_cases"].as_array().expect("pipeline_cases");
+    let plans = doc["plan_cases"].as_array().expect("plan_cases");
     assert!(
         cases.len() >= 1000,
         "at least 1,000 cases are required, got {}",
         cases.len()
+    );
+    assert!(
+        !plans.is_empty(),
+        "no plan cases: regenerate the cases with the current oracle.py"
     );
     let mut f = Failures(Vec::new());
     for c in cases {
@@ -392,6 +523,9 @@ fn engine_agrees_with_litellm_1_110_2() {
     }
     for c in pipes {
         check_pipeline_case(c, &mut f);
+    }
+    for c in plans {
+        check_plan_case(c, &mut f);
     }
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     counts.insert("policy cases", cases.len());
@@ -402,6 +536,22 @@ fn engine_agrees_with_litellm_1_110_2() {
             .iter()
             .map(|c| c["contexts"].as_array().map_or(0, Vec::len))
             .sum(),
+    );
+    counts.insert("plan cases", plans.len());
+    counts.insert(
+        "plan contexts",
+        plans
+            .iter()
+            .map(|c| c["contexts"].as_array().map_or(0, Vec::len))
+            .sum(),
+    );
+    counts.insert(
+        "plan contexts changed",
+        plans
+            .iter()
+            .flat_map(|c| c["contexts"].as_array().into_iter().flatten())
+            .filter(|c| c["before"] != c["after"])
+            .count(),
     );
     eprintln!(
         "conformance: {counts:?}, seeds from {} (count {}), {} disagreement(s)",

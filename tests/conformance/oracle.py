@@ -5,12 +5,14 @@ Usage (inside the venv made by setup-oracle.sh):
 
     PYTHONHASHSEED=0 python oracle.py --seed-start 1 --count 1000 --out cases.json
 
-Generates `count` random policy cases (seeds S..S+N-1, each from `random.Random(seed)`) and
-`pipeline-count` random pipeline cases (seeds S..S+P-1, each from `random.Random(f"pipe:{seed}")`),
-runs them through LiteLLM's PolicyRegistry / AttachmentRegistry / PolicyMatcher / PolicyResolver /
-PolicyValidator / PipelineExecutor, and writes one JSON file. See README.md for the format.
+Generates `count` random policy cases (seeds S..S+N-1, each from `random.Random(seed)`),
+`pipeline-count` random pipeline cases (seeds S..S+P-1, each from `random.Random(f"pipe:{seed}")`)
+and `plan-count` random plan cases (seeds S..S+Q-1, each from `random.Random(f"plan:{seed}")`:
+two states and weighted request contexts, for `plan`'s traffic figures), runs them through
+LiteLLM's PolicyRegistry / AttachmentRegistry / PolicyMatcher / PolicyResolver / PolicyValidator /
+PipelineExecutor, and writes one JSON file. See README.md for the format.
 
-Everything is deterministic for a given (seed-start, count, pipeline-count) as long as
+Everything is deterministic for a given (seed-start, count, pipeline-count, plan-count) as long as
 PYTHONHASHSEED=0 (the script re-executes itself with it if it is not set) and the pinned package
 versions in requirements-oracle.txt are used.
 """
@@ -778,11 +780,262 @@ def run_pipeline_case(loop: asyncio.AbstractEventLoop, seed: int) -> dict:
 
 
 # ─────────────────────────────────────────────────────────────────────────────
+# Plan cases (api.md §8: traffic figures between two states)
+# ─────────────────────────────────────────────────────────────────────────────
+
+PLAN_EDIT_KINDS = [
+    "add_guardrail", "drop_guardrail", "remove_guardrail", "unremove_guardrail", "regen_guardrails",
+    "inherit", "condition", "remove_policy", "add_policy",
+    "remove_attachment", "add_attachment", "edit_attachment", "shuffle_attachments",
+]
+PLAN_EDIT_WEIGHTS = [3, 2, 2, 1, 2, 2, 3, 2, 2, 2, 3, 3, 1]
+
+
+def _parent(body):
+    """The policy's parent as LiteLLM follows it (`if policy.inherit:`), or None."""
+    p = body.get("inherit") if isinstance(body, dict) else None
+    return p if isinstance(p, str) and p else None
+
+
+def _reaches(policies: dict, start: str, target: str) -> bool:
+    """Whether `target` is on the inheritance chain from `start` (start included)."""
+    seen: set = set()
+    cur = start
+    while cur is not None and cur not in seen:
+        if cur == target:
+            return True
+        seen.add(cur)
+        cur = _parent(policies.get(cur))
+    return False
+
+
+def _own_add(body: dict) -> list:
+    g = body.get("guardrails")
+    if isinstance(g, list):  # legacy list form == add
+        return g
+    if isinstance(g, dict):
+        return g.get("add") or []
+    return []
+
+
+def _fix_pipeline(rng: random.Random, body: dict) -> None:
+    """Keep LiteLLM's rule that pipeline steps name guardrails of the policy's own add list."""
+    pl = body.get("pipeline")
+    if not isinstance(pl, dict):
+        return
+    own = _own_add(body)
+    if not own:
+        del body["pipeline"]
+        return
+    for step in pl["steps"]:
+        if step["guardrail"] not in own:
+            step["guardrail"] = rng.choice(own)
+
+
+def _guardrails_dict(body: dict) -> dict:
+    """The policy's `guardrails` in dict form, stored back into the body (a copy to edit)."""
+    g = body.get("guardrails")
+    if isinstance(g, list):
+        g = {"add": list(g)}
+    elif isinstance(g, dict):
+        g = dict(g)
+    else:
+        g = {}
+    body["guardrails"] = g
+    return g
+
+
+def _pick_policy(rng: random.Random, policies: dict, attachments: list) -> str:
+    """A policy to edit: mostly one that an attachment reaches (itself or an ancestor)."""
+    reached: list = []
+    for a in attachments:
+        cur = a.get("policy")
+        while cur in policies and cur not in reached:
+            reached.append(cur)
+            cur = _parent(policies[cur])
+    if reached and rng.random() < 0.75:
+        return rng.choice(reached)
+    return rng.choice(list(policies))
+
+
+def _edit_state(rng: random.Random, policies: dict, attachments: list, kind: str) -> str:
+    """One random edit of a state, in place, keeping it valid; returns what it did."""
+    names = list(policies)
+    if kind in PLAN_EDIT_KINDS[:5]:  # the guardrails edits
+        name = _pick_policy(rng, policies, attachments)
+        body = policies[name]
+        if kind == "regen_guardrails":
+            present, g, _ = gen_guardrails(rng)
+            if present:
+                body["guardrails"] = g
+            else:
+                body.pop("guardrails", None)
+        else:
+            g = _guardrails_dict(body)
+            field = "add" if kind in ("add_guardrail", "drop_guardrail") else "remove"
+            lst = list(g.get(field) or [])
+            if kind in ("add_guardrail", "remove_guardrail"):
+                lst.append(rng.choice(GUARDRAIL_POOL))
+            elif lst:
+                lst.pop(rng.randrange(len(lst)))
+            g[field] = lst
+        _fix_pipeline(rng, body)
+        return f"{kind} {name}"
+    if kind == "inherit":
+        name = _pick_policy(rng, policies, attachments)
+        body = policies[name]
+        candidates = [n for n in names if n != name and not _reaches(policies, n, name)]
+        if candidates and rng.random() < 0.7:
+            body["inherit"] = rng.choice(candidates)
+        elif rng.random() < 0.5:
+            body["inherit"] = None
+        else:
+            body.pop("inherit", None)
+        return f"inherit {name}"
+    if kind == "condition":
+        name = _pick_policy(rng, policies, attachments)
+        present, c = gen_condition(rng)
+        if present:
+            policies[name]["condition"] = c
+        else:
+            policies[name].pop("condition", None)
+        return f"condition {name}"
+    if kind == "remove_policy":
+        if len(names) < 2:
+            return "none"
+        victim = _pick_policy(rng, policies, attachments)
+        grand = _parent(policies[victim])
+        for n in names:
+            if n != victim and _parent(policies[n]) == victim:
+                if grand is not None:
+                    policies[n]["inherit"] = grand  # the chain stays acyclic: grand never reached n
+                else:
+                    del policies[n]["inherit"]
+        del policies[victim]
+        return f"remove_policy {victim}"
+    if kind == "add_policy":
+        free = [n for n in POLICY_POOL if n not in policies]
+        if not free:
+            return "none"
+        name = rng.choice(free)
+        policies[name] = gen_policy_body(rng, name, names + [name], clean=True)  # parents: earlier names
+        if rng.random() < 0.7:
+            a = gen_attachment(rng, [name])
+            a["policy"] = name
+            attachments.insert(rng.randint(0, len(attachments)), a)
+        return f"add_policy {name}"
+    if kind == "remove_attachment":
+        if not attachments:
+            return "none"
+        attachments.pop(rng.randrange(len(attachments)))
+        return "remove_attachment"
+    if kind == "add_attachment":
+        attachments.insert(rng.randint(0, len(attachments)), gen_attachment(rng, names))
+        return "add_attachment"
+    if kind == "edit_attachment":
+        if not attachments:
+            return "none"
+        i = rng.randrange(len(attachments))
+        a = dict(attachments[i])
+        field = rng.choice(["teams", "keys", "models", "tags", "priority", "default", "scope", "policy"])
+        pats = {"teams": TEAM_PATTERNS, "keys": KEY_PATTERNS, "models": ATTACH_MODEL_PATTERNS, "tags": TAG_PATTERNS}
+        if field in pats:
+            present, v = gen_dimension(rng, pats[field])
+            if present:
+                a[field] = v
+            else:
+                a.pop(field, None)
+        elif field == "priority":
+            a["priority"] = rng.choice([None, -1, 0, 1, 2, 10])
+        elif field == "default":
+            a["default"] = not a.get("default", False)
+        elif field == "scope":
+            if rng.random() < 0.5:
+                a["scope"] = "*"
+            else:
+                a.pop("scope", None)
+        else:
+            a["policy"] = rng.choice(names)
+        attachments[i] = a
+        return f"edit_attachment {field}"
+    assert kind == "shuffle_attachments", kind
+    rng.shuffle(attachments)
+    return kind
+
+
+def gen_plan_case(seed: int) -> dict:
+    """A valid base state, a new state made by random edits of it, and weighted contexts."""
+    rng = random.Random(f"plan:{seed}")
+    n = rng.randint(2, 9)
+    names = rng.sample(POLICY_POOL, n)
+    policies = {name: gen_policy_body(rng, name, names, clean=True) for name in names}
+    attachments = [gen_attachment(rng, names) for _ in range(rng.randint(1, 8))]
+    base = {"policies": policies, "attachments": attachments}
+    new = copy.deepcopy(base)
+    n_edits = 0 if rng.random() < 0.05 else rng.randint(1, 5)
+    edits = [
+        _edit_state(rng, new["policies"], new["attachments"], rng.choices(PLAN_EDIT_KINDS, PLAN_EDIT_WEIGHTS)[0])
+        for _ in range(n_edits)
+    ]
+    contexts = [{"context": gen_context(rng), "count": rng.randint(1, 500)} for _ in range(rng.randint(20, 60))]
+    return {"id": f"plan-{seed}", "seed": seed, "base": base, "new": new, "edits": edits, "contexts": contexts}
+
+
+def _litellm_state(loop: asyncio.AbstractEventLoop, state: dict, what: str):
+    """Fresh registries loaded with one state (which must be valid and load)."""
+    v = loop.run_until_complete(_validate(copy.deepcopy(state["policies"]), None))
+    assert v["valid"] and not v["errors"], (what, v)
+    registry = PolicyRegistry()
+    attachments = AttachmentRegistry()
+    registry.load_policies(copy.deepcopy(state["policies"]))
+    attachments.load_attachments(copy.deepcopy(state["attachments"]))
+    return registry.get_all_policies(), attachments
+
+
+def _litellm_effective(policies, attachments, ctx_raw: dict) -> list:
+    """A context's effective guardrails, through the same calls as run_policy_case."""
+    ctx = PolicyMatchContext(**ctx_raw)
+    matched = attachments.get_attached_policies_with_reasons(ctx, PolicyMatcher.policy_applies(ctx, policies))
+    matched_names = [m["policy_name"] for m in matched]
+    effective: set = set()
+    for name in matched_names:
+        effective.update(PolicyResolver.resolve_policy_guardrails(name, policies, ctx).guardrails)
+    union = PolicyResolver.resolve_guardrails_for_context(ctx, policies=policies, policy_names=matched_names)
+    assert sorted(union) == sorted(effective), (ctx_raw, union, effective)
+    return sorted(effective)
+
+
+def run_plan_case(loop: asyncio.AbstractEventLoop, seed: int) -> dict:
+    case = _roundtrip(gen_plan_case(seed))
+    before = _litellm_state(loop, case["base"], f"plan-{seed} base")
+    after = _litellm_state(loop, case["new"], f"plan-{seed} new")
+    requests, changed = 0, 0
+    moved: dict = {}  # guardrail -> [gained, lost]
+    for c in case["contexts"]:
+        b = _litellm_effective(*before, c["context"])
+        a = _litellm_effective(*after, c["context"])
+        c["before"], c["after"] = b, a
+        requests += c["count"]
+        if a != b:
+            changed += c["count"]
+            for g in set(a) - set(b):
+                moved.setdefault(g, [0, 0])[0] += c["count"]
+            for g in set(b) - set(a):
+                moved.setdefault(g, [0, 0])[1] += c["count"]
+    case["traffic"] = {
+        "requests": requests,
+        "changed": changed,
+        "guardrails": [{"guardrail": g, "gained": moved[g][0], "lost": moved[g][1]} for g in sorted(moved)],
+    }
+    return case
+
+
+# ─────────────────────────────────────────────────────────────────────────────
 # Main
 # ─────────────────────────────────────────────────────────────────────────────
 
 
-def summarize(cases: list, notes_list: list, pipe_cases: list, elapsed: float) -> str:
+def summarize(cases: list, notes_list: list, pipe_cases: list, plan_cases: list, elapsed: float) -> str:
     c = Counter()
     for case, notes in zip(cases, notes_list):
         c["cases"] += 1
@@ -821,11 +1074,25 @@ def summarize(cases: list, notes_list: list, pipe_cases: list, elapsed: float) -
                 c["contexts with pipelines"] += 1
     t = Counter(p["expected"]["terminal_action"] for p in pipe_cases)
     o = Counter(s["outcome"] for p in pipe_cases for s in p["expected"]["step_results"])
-    lines = [f"oracle: {len(cases)} policy cases + {len(pipe_cases)} pipeline cases in {elapsed:.1f}s"]
+    lines = [
+        f"oracle: {len(cases)} policy cases + {len(pipe_cases)} pipeline cases + {len(plan_cases)} plan cases"
+        f" in {elapsed:.1f}s"
+    ]
     lines += [f"  {k}: {c[k]}" for k in sorted(c)]
     lines.append(f"  pipeline terminal actions: {dict(sorted(t.items()))}")
     lines.append(f"  pipeline step outcomes: {dict(sorted(o.items()))}")
     lines.append(f"  pipeline modes: {dict(sorted(Counter(p['mode'] for p in pipe_cases).items()))}")
+    pc = Counter()
+    for p in plan_cases:
+        pc["plan contexts"] += len(p["contexts"])
+        pc["plan contexts changed"] += sum(c["before"] != c["after"] for c in p["contexts"])
+        pc["plan cases with changed traffic"] += p["traffic"]["changed"] > 0
+        pc["plan cases with no edit"] += not p["edits"]
+        pc["plan requests"] += p["traffic"]["requests"]
+        pc["plan requests changed"] += p["traffic"]["changed"]
+    lines += [f"  {k}: {pc[k]}" for k in sorted(pc)]
+    edits = Counter(e.split(" ")[0] for p in plan_cases for e in p["edits"])
+    lines.append(f"  plan edits: {dict(sorted(edits.items()))}")
     return "\n".join(lines)
 
 
@@ -835,12 +1102,15 @@ def main() -> int:
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--pipeline-count", type=int, default=None,
                     help="number of pipeline cases (default: ceil(count/2), at least 1)")
+    ap.add_argument("--plan-count", type=int, default=None,
+                    help="number of plan (traffic) cases (default: count // 10, at least 1)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quiet", action="store_true", help="no summary on stderr")
     args = ap.parse_args()
     if args.count < 0:
         ap.error("--count must be >= 0")
     pipe_count = args.pipeline_count if args.pipeline_count is not None else max(1, math.ceil(args.count / 2))
+    plan_count = args.plan_count if args.plan_count is not None else max(1, args.count // 10)
 
     _check_pattern_pools()
     started = time.monotonic()
@@ -853,6 +1123,7 @@ def main() -> int:
             cases.append(case)
             notes_list.append(notes)
         pipe_cases = [run_pipeline_case(loop, seed) for seed in range(args.seed_start, args.seed_start + pipe_count)]
+        plan_cases = [run_plan_case(loop, seed) for seed in range(args.seed_start, args.seed_start + plan_count)]
     finally:
         loop.close()
 
@@ -862,6 +1133,7 @@ def main() -> int:
         "count": args.count,
         "cases": cases,
         "pipeline_cases": pipe_cases,
+        "plan_cases": plan_cases,
     }
     tmp = f"{args.out}.tmp.{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -870,7 +1142,7 @@ def main() -> int:
         f.write("\n")
     os.replace(tmp, args.out)
     if not args.quiet:
-        print(summarize(cases, notes_list, pipe_cases, time.monotonic() - started), file=sys.stderr)
+        print(summarize(cases, notes_list, pipe_cases, plan_cases, time.monotonic() - started), file=sys.stderr)
     return 0
 
 

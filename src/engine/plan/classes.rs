@@ -192,10 +192,10 @@ impl Bits {
     fn get(&self, i: usize) -> bool {
         self.0[i / 64] & (1 << (i % 64)) != 0
     }
-    fn and(&self, o: &Bits) -> Bits {
+    pub(super) fn and(&self, o: &Bits) -> Bits {
         Bits(self.0.iter().zip(&o.0).map(|(a, b)| a & b).collect())
     }
-    fn or(&self, o: &Bits) -> Bits {
+    pub(super) fn or(&self, o: &Bits) -> Bits {
         Bits(self.0.iter().zip(&o.0).map(|(a, b)| a | b).collect())
     }
     fn intersects(&self, o: &Bits) -> bool {
@@ -204,7 +204,16 @@ impl Bits {
     pub(super) fn minus(&self, o: &Bits) -> Bits {
         Bits(self.0.iter().zip(&o.0).map(|(a, b)| a & !b).collect())
     }
-    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn xor(&self, o: &Bits) -> Bits {
+        Bits(self.0.iter().zip(&o.0).map(|(a, b)| a ^ b).collect())
+    }
+    pub(super) fn zeros_like(&self) -> Bits {
+        Bits(vec![0; self.0.len()])
+    }
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+    pub(super) fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &word)| {
             (0..64)
                 .filter(move |b| word & (1 << b) != 0)
@@ -494,6 +503,20 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
         scalar_groups(Dim::Model, &union, &conditions, limits)?,
     ];
     let tag_classes = TagClasses::new(&union, limits)?;
+    // Guardrail names, interned in sorted order (bit sets of them are sorted by construction).
+    let names: Vec<String> = [base.production, new.production]
+        .iter()
+        .flat_map(|p| p.values())
+        .flat_map(|c| c.add.iter())
+        .cloned()
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    let name_id: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let groups: Vec<&Vec<Group>> = info.iter().map(|i| &i.groups).collect();
     let unstable = unstable(base, new);
     let mut all = Bits::new(union.len());
@@ -545,7 +568,7 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
     // Tags, per node: the states tag sets reach, each with what it adds and removes.
     /// Per attachment, once per set of conditions: `None` when its policy does not apply,
     /// else whether it is a default and its policy's guardrails.
-    type Applied = Option<(bool, Vec<String>)>;
+    type Applied = Option<(bool, Bits)>;
     let mut per_attachment: HashMap<Vec<bool>, Vec<Option<Applied>>> = HashMap::new();
     let mut tags: Vec<NodeTags> = Vec::with_capacity(nodes.len());
     let mut located: Vec<Vec<Located>> = Vec::with_capacity(nodes.len());
@@ -562,7 +585,7 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
         let cache = per_attachment
             .entry(cond.clone())
             .or_insert_with(|| vec![None; union.len()]);
-        let mut of = |i: usize| -> Option<(bool, Vec<String>)> {
+        let mut of = |i: usize| -> Option<(bool, Bits)> {
             cache[i]
                 .get_or_insert_with(|| {
                     let (side, a) = if i < nb {
@@ -571,22 +594,30 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
                         (new, &new.attachments[i - nb])
                     };
                     policy_applies(&a.policy, side.production, &facts).then(|| {
-                        let gs = resolved_guardrails(&a.policy, side.production, Some(&facts));
-                        (a.default, gs.into_iter().map(str::to_string).collect())
+                        let mut gs = Bits::new(names.len());
+                        for g in resolved_guardrails(&a.policy, side.production, Some(&facts)) {
+                            if let Some(&id) = name_id.get(g) {
+                                gs.set(id);
+                            }
+                        }
+                        (a.default, gs)
                     })
                 })
                 .clone()
         };
         let mut contribution = |set: &Bits| {
-            let (mut b, mut n) = (Contribution::default(), Contribution::default());
+            let (mut b, mut n) = (
+                Contribution::empty(names.len()),
+                Contribution::empty(names.len()),
+            );
             for i in set.ones() {
                 let Some((default, gs)) = of(i) else { continue };
                 let c = if i < nb { &mut b } else { &mut n };
                 if default {
-                    c.default.extend(gs);
+                    c.default = c.default.or(&gs);
                 } else {
                     c.has_non_default = true;
-                    c.non_default.extend(gs);
+                    c.non_default = c.non_default.or(&gs);
                 }
             }
             (b, n)
@@ -600,7 +631,7 @@ pub fn partition(base: Side<'_>, new: Side<'_>, limits: Limits) -> Result<Partit
         let nt = NodeTags::explore(start, per_class, limits.tag_sets)?;
         let mut here = Vec::with_capacity(nt.states.len());
         for (si, (state, _)) in nt.states.iter().enumerate() {
-            let d = difference(state);
+            let d = difference(state, &names);
             if d.0.is_empty() && d.1.is_empty() {
                 out.unchanged += 1;
             } else {

@@ -5,7 +5,7 @@
 //! change: what each state's effective set would be, restricted to the guardrails whose
 //! membership can differ between the states.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use super::classes::{Bits, ClassError, Dim, Limits};
 use super::strings::{self, Predicate, StringClass};
@@ -79,40 +79,49 @@ impl TagClasses {
     }
 }
 
-/// What the attachments in scope contribute on one side: the guardrails of the non-default
-/// ones (and whether there is one: then defaults are dropped) and of the defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// What the attachments in scope contribute on one side: the guardrails (interned, as bit
+/// sets) of the non-default ones (and whether there is one: then defaults are dropped) and of
+/// the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Contribution {
     pub(super) has_non_default: bool,
-    pub(super) non_default: BTreeSet<String>,
-    pub(super) default: BTreeSet<String>,
+    pub(super) non_default: Bits,
+    pub(super) default: Bits,
 }
 
 impl Contribution {
+    pub(super) fn empty(guardrails: usize) -> Contribution {
+        Contribution {
+            has_non_default: false,
+            non_default: Bits::new(guardrails),
+            default: Bits::new(guardrails),
+        }
+    }
+
     pub(super) fn add(&mut self, o: &Contribution) {
         self.has_non_default |= o.has_non_default;
-        self.non_default.extend(o.non_default.iter().cloned());
-        self.default.extend(o.default.iter().cloned());
+        self.non_default = self.non_default.or(&o.non_default);
+        self.default = self.default.or(&o.default);
     }
 
     fn is_empty(&self) -> bool {
         !self.has_non_default && self.non_default.is_empty() && self.default.is_empty()
     }
 
-    fn project(&self, r: Option<&BTreeSet<String>>) -> Contribution {
+    fn project(&self, r: Option<&Bits>) -> Contribution {
         match r {
             None => self.clone(),
             Some(r) => Contribution {
                 has_non_default: self.has_non_default,
-                non_default: self.non_default.intersection(r).cloned().collect(),
-                default: self.default.intersection(r).cloned().collect(),
+                non_default: self.non_default.and(r),
+                default: self.default.and(r),
             },
         }
     }
 
     /// LiteLLM's effective set: the non-default attachments' if any matched, else the
     /// defaults'.
-    pub(super) fn effective(&self) -> &BTreeSet<String> {
+    pub(super) fn effective(&self) -> &Bits {
         if self.has_non_default {
             &self.non_default
         } else {
@@ -125,7 +134,7 @@ impl Contribution {
 pub(super) type State = (Contribution, Contribution);
 
 /// The tag states of one class of the other dimensions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct NodeTags {
     /// Per tag class: what it adds on each side (restricted).
     per_class: Vec<Option<State>>,
@@ -133,10 +142,6 @@ pub(super) struct NodeTags {
     /// Every reachable state, with the tag classes of the first tag set that reached it.
     pub(super) states: Vec<(State, Vec<usize>)>,
     index: HashMap<State, usize>,
-}
-
-fn symmetric_difference(a: &BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
-    a.symmetric_difference(b).cloned().collect()
 }
 
 impl NodeTags {
@@ -154,11 +159,11 @@ impl NodeTags {
         let all = || std::iter::once(&start).chain(per_class.iter());
         let no_defaults = all().all(|(b, n)| b.default.is_empty() && n.default.is_empty());
         let symmetric = no_defaults || all().all(|(b, n)| b.has_non_default == n.has_non_default);
-        let relevant: Option<BTreeSet<String>> = symmetric.then(|| {
-            let mut r = BTreeSet::new();
-            for (b, n) in std::iter::once(&start).chain(per_class.iter()) {
-                r.extend(symmetric_difference(&b.non_default, &n.non_default));
-                r.extend(symmetric_difference(&b.default, &n.default));
+        let relevant: Option<Bits> = symmetric.then(|| {
+            let mut r = start.0.non_default.zeros_like();
+            for (b, n) in all() {
+                r = r.or(&b.non_default.xor(&n.non_default));
+                r = r.or(&b.default.xor(&n.default));
             }
             r
         });
@@ -216,11 +221,9 @@ impl NodeTags {
     }
 }
 
-/// Guardrails added and removed in a state (sorted).
-pub(super) fn difference(s: &State) -> (Vec<String>, Vec<String>) {
+/// Guardrails added and removed in a state, by name (sorted: names are interned in order).
+pub(super) fn difference(s: &State, names: &[String]) -> (Vec<String>, Vec<String>) {
     let (before, after) = (s.0.effective(), s.1.effective());
-    (
-        after.difference(before).cloned().collect(),
-        before.difference(after).cloned().collect(),
-    )
+    let named = |b: Bits| b.ones().map(|i| names[i].clone()).collect();
+    (named(after.minus(before)), named(before.minus(after)))
 }

@@ -182,7 +182,7 @@ fn outcome(
     result
 }
 
-/// Replay `contexts` against both states.
+/// Replay `contexts` against both states (in parallel, one chunk per available CPU).
 pub fn replay(
     base: (&[Attachment], &PolicyMap),
     new: (&[Attachment], &PolicyMap),
@@ -191,35 +191,109 @@ pub fn replay(
 ) -> Traffic {
     let before = Resolver::new(base.0, base.1);
     let after = Resolver::new(new.0, new.1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = contexts.len().div_ceil(threads).max(1);
+    let keep_changed = messages.is_some();
+    // Per chunk: requests, changed, per guardrail (gained, lost), and the contexts that changed.
+    type Part<'c> = (
+        u64,
+        u64,
+        BTreeMap<String, (u64, u64)>,
+        Vec<(&'c Weighted, Vec<String>, Vec<String>)>,
+    );
+    let parts: Vec<Part<'_>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = contexts
+            .chunks(chunk)
+            .map(|part| {
+                let (before, after) = (&before, &after);
+                scope.spawn(move || {
+                    let mut p: Part<'_> = (0, 0, BTreeMap::new(), Vec::new());
+                    for w in part {
+                        p.0 += w.count;
+                        let b = before.effective(&w.context);
+                        let a = after.effective(&w.context);
+                        if a == b {
+                            continue;
+                        }
+                        p.1 += w.count;
+                        for g in a.iter().filter(|g| b.binary_search(g).is_err()) {
+                            p.2.entry(g.to_string()).or_default().0 += w.count;
+                        }
+                        for g in b.iter().filter(|g| a.binary_search(g).is_err()) {
+                            p.2.entry(g.to_string()).or_default().1 += w.count;
+                        }
+                        if keep_changed {
+                            p.3.push((
+                                w,
+                                b.iter().map(|g| g.to_string()).collect(),
+                                a.iter().map(|g| g.to_string()).collect(),
+                            ));
+                        }
+                    }
+                    p
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut t = Traffic {
         requests: 0,
         changed: 0,
         guardrails: Vec::new(),
         messages: None,
     };
+    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut changed = Vec::new();
+    for (requests, c, g, list) in parts {
+        t.requests += requests;
+        t.changed += c;
+        for (name, (gained, lost)) in g {
+            let e = by.entry(name).or_default();
+            e.0 += gained;
+            e.1 += lost;
+        }
+        changed.extend(list);
+    }
+    if let Some(m) = messages {
+        t.messages = Some(message_impact(m, &changed));
+    }
+    t.guardrails = by
+        .into_iter()
+        .map(|(guardrail, (gained, lost))| GuardrailTraffic {
+            guardrail,
+            gained,
+            lost,
+        })
+        .collect();
+    t
+}
+
+/// Sample messages on the changed contexts (each with its before and after sets).
+fn message_impact(
+    m: &Messages<'_>,
+    changed: &[(&Weighted, Vec<String>, Vec<String>)],
+) -> MessageImpact {
     // (share of samples newly blocked, masked, unblocked) by (before, after, model).
     type Key = (Vec<String>, Vec<String>, Option<String>);
     let mut shares: std::collections::HashMap<Key, (f64, f64, f64)> = Default::default();
     let mut not_run = std::collections::BTreeSet::new();
     let (mut blocked, mut masked, mut unblocked) = (0f64, 0f64, 0f64);
-    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for w in contexts {
-        t.requests += w.count;
-        let b = before.resolve(&w.context).effective_guardrails;
-        let a = after.resolve(&w.context).effective_guardrails;
-        if a == b {
-            continue;
-        }
-        t.changed += w.count;
-        if let Some(m) = messages.filter(|m| !m.texts.is_empty()) {
+    if !m.texts.is_empty() {
+        for (w, b, a) in changed {
             let key = (b.clone(), a.clone(), w.context.model.clone());
             let share = *shares.entry(key).or_insert_with(|| {
                 let n = m.texts.len() as f64;
                 let (mut nb, mut nm, mut nu) = (0usize, 0usize, 0usize);
                 for text in m.texts {
                     let model = w.context.model.as_deref();
-                    let was = outcome(&b, m.base, model, text, &mut not_run);
-                    let now = outcome(&a, m.new, model, text, &mut not_run);
+                    let was = outcome(b, m.base, model, text, &mut not_run);
+                    let now = outcome(a, m.new, model, text, &mut not_run);
                     match (was, now) {
                         (Outcome::Allow | Outcome::Mask, Outcome::Block) => nb += 1,
                         (Outcome::Allow, Outcome::Mask) => nm += 1,
@@ -234,31 +308,14 @@ pub fn replay(
             masked += c * share.1;
             unblocked += c * share.2;
         }
-        for g in a.iter().filter(|g| b.binary_search(g).is_err()) {
-            by.entry(g.clone()).or_default().0 += w.count;
-        }
-        for g in b.iter().filter(|g| a.binary_search(g).is_err()) {
-            by.entry(g.clone()).or_default().1 += w.count;
-        }
     }
-    if let Some(m) = messages {
-        t.messages = Some(MessageImpact {
-            samples: m.texts.len(),
-            blocked: blocked.round() as u64,
-            masked: masked.round() as u64,
-            unblocked: unblocked.round() as u64,
-            not_run: not_run.into_iter().collect(),
-        });
+    MessageImpact {
+        samples: m.texts.len(),
+        blocked: blocked.round() as u64,
+        masked: masked.round() as u64,
+        unblocked: unblocked.round() as u64,
+        not_run: not_run.into_iter().collect(),
     }
-    t.guardrails = by
-        .into_iter()
-        .map(|(guardrail, (gained, lost))| GuardrailTraffic {
-            guardrail,
-            gained,
-            lost,
-        })
-        .collect();
-    t
 }
 
 #[cfg(test)]
