@@ -299,7 +299,7 @@ fn crds_prints_what_crds_dir_holds() {
 fn help_lists_every_command() {
     let o = run(&["--help"]);
     let help = stdout(&o);
-    for cmd in ["crds", "validate", "resolve"] {
+    for cmd in ["crds", "validate", "resolve", "plan"] {
         assert!(help.contains(cmd), "--help does not mention {cmd}");
     }
 }
@@ -484,6 +484,20 @@ fn every_command_help_lists_its_flags() {
         (
             "diff",
             &["--filename", "--policy", "<VERSION>", "--output", "--live"],
+        ),
+        (
+            "plan",
+            &[
+                "--filename",
+                "--base",
+                "--base-ref",
+                "--live",
+                "--catalog",
+                "--contexts",
+                "--messages",
+                "markdown",
+                "--detailed-exitcode",
+            ],
         ),
         (
             "new-version",
