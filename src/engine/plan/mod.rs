@@ -3,6 +3,7 @@
 //! guardrails, and (with traffic) how many requests that is. Pure: both states arrive as
 //! objects and their evaluations.
 
+mod bits;
 pub mod classes;
 mod describe;
 pub mod strings;
