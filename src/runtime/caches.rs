@@ -45,11 +45,20 @@ pub struct Caches {
 pub type Events = Pin<Box<dyn Stream<Item = Vec<String>> + Send>>;
 
 /// Drop what the caches never read (managed fields, kubectl's last-applied copy): at 10,000
-/// objects this is most of the operator's memory.
-fn slim<K: ResourceExt>(o: &mut K) {
-    o.managed_fields_mut().clear();
-    o.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+/// objects this is most of the operator's memory. Emptied collections become absent, so no
+/// empty buffer or map node stays allocated per object.
+fn slim<K: Resource>(o: &mut K) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        meta.labels = None;
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
