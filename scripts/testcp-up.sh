@@ -40,6 +40,7 @@ fi
 [ -x "$bin" ] || { echo "testcp-up: $bin is not an executable" >&2; exit 1; }
 controllers=${TESTCP_CONTROLLERS:-gc}
 timeout=${TESTCP_READY_TIMEOUT:-120}
+quota=${TESTCP_ETCD_QUOTA_BYTES:-0}   # 0: etcd's default (2 GiB); the 100,000 scale run needs more
 
 for attempt in 1 2; do                      # the second try is only for a lost port race
   dir=$(mktemp -d "${TMPDIR:-/tmp}/testcp.XXXXXXXX")
@@ -47,7 +48,7 @@ for attempt in 1 2; do                      # the second try is only for a lost 
   # would make "$(testcp-up.sh)" wait forever. Never --exit-on-stdin-eof here:
   # stdin is /dev/null (and CI has none), so it would exit at once.
   "$bin" serve --dir "$dir" --controllers="$controllers" --ready-file "$dir/ready" \
-    --ready-timeout "$timeout" --keep-dir </dev/null >"$dir/serve.out" 2>&1 &
+    --ready-timeout "$timeout" --etcd-quota-bytes "$quota" --keep-dir </dev/null >"$dir/serve.out" 2>&1 &
   pid=$!
   start=$SECONDS
   # testcp gives up by itself after $timeout s; 30 s more covers its shutdown.

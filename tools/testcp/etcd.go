@@ -11,8 +11,8 @@ import (
 
 // startEtcd starts a single-member embedded etcd on 127.0.0.1 and waits until
 // it serves. Its zap logs go to stderr, which serve has redirected to
-// testcp.log.
-func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
+// testcp.log. quota is the backend quota in bytes (0: etcd's default).
+func startEtcd(dir string, clientPort, peerPort int, quota int64) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "testcp"
 	cfg.Dir = filepath.Join(dir, "etcd")
@@ -25,6 +25,9 @@ func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name) // after the peer URLs are set
 	// A throwaway single member for tests: durability buys nothing here.
 	cfg.UnsafeNoFsync = true
+	if quota > 0 {
+		cfg.QuotaBackendBytes = quota
+	}
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{"stderr"}
 

@@ -128,6 +128,7 @@ type serveOptions struct {
 	apiserverArgs  stringList
 	keepDir        bool
 	readyTimeout   int
+	etcdQuota      int64
 }
 
 func parseServeFlags(args []string) (*serveOptions, error) {
@@ -142,6 +143,7 @@ func parseServeFlags(args []string) (*serveOptions, error) {
 	fs.Var(&o.apiserverArgs, "apiserver-arg", "extra kube-apiserver argument, repeatable (e.g. --apiserver-arg=-v=4)")
 	fs.BoolVar(&o.keepDir, "keep-dir", false, "keep the work directory on exit")
 	fs.IntVar(&o.readyTimeout, "ready-timeout", 120, "seconds to wait for the apiserver (and controllers) to become ready")
+	fs.Int64Var(&o.etcdQuota, "etcd-quota-bytes", 0, "etcd backend quota in bytes (0 = etcd's default, 2 GiB); large scale benchmarks need more")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -351,7 +353,7 @@ func (s *server) run() int {
 		return 0
 	}
 
-	e, err := startEtcd(s.dir, etcdPort, peerPort)
+	e, err := startEtcd(s.dir, etcdPort, peerPort, s.o.etcdQuota)
 	if err != nil {
 		s.say("%v", err)
 		if isAddrInUse(err) {
