@@ -250,11 +250,25 @@ pub async fn connect(kubeconfig: &str) -> Client {
     client
 }
 
-/// The binaries to measure: this build ("new"), after an older one ("old") when `var` names it.
-pub fn binaries(var: &str) -> Vec<(&'static str, String)> {
-    let mut out = vec![("new", env!("CARGO_BIN_EXE_guardrail-operator").to_string())];
-    if let Ok(old) = std::env::var(var) {
-        out.insert(0, ("old", old));
-    }
+/// The binaries to measure: this build ("new"), after those `var` names: a comma-separated list
+/// of `path` (labelled "old") or `label=path` items.
+pub fn binaries(var: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::env::var(var)
+        .ok()
+        .into_iter()
+        .flat_map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|item| match item.split_once('=') {
+                    Some((label, path)) => (label.to_string(), path.to_string()),
+                    None => ("old".to_string(), item.to_string()),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.push((
+        "new".to_string(),
+        env!("CARGO_BIN_EXE_guardrail-operator").to_string(),
+    ));
     out
 }
