@@ -16,6 +16,7 @@ use tracing::warn;
 
 use super::backoff;
 use crate::api::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::api::{Policy, PolicyAttachment, PolicyVersion};
 use crate::cache::{AttachmentStore, Decoded, NsStore, PolicyStore, VersionStore};
 
 /// What the caches watch.
@@ -61,6 +62,68 @@ fn slim<K: Resource>(o: &mut K) {
     }
 }
 
+/// Give back what deserialising left spare: vectors grow by doubling, so the three conditions
+/// every status holds sit in room for four, and a one-team attachment in room for four teams.
+/// At 10,000 PolicyVersions that is megabytes of the cache.
+pub trait Compact {
+    fn compact(&mut self);
+}
+
+fn shrink<T>(v: &mut Vec<T>) {
+    v.shrink_to_fit();
+}
+
+fn shrink_opt<T>(v: &mut Option<Vec<T>>) {
+    if let Some(v) = v {
+        v.shrink_to_fit();
+    }
+}
+
+impl Compact for Policy {
+    fn compact(&mut self) {
+        if let Some(st) = self.status.as_mut() {
+            shrink(&mut st.versions);
+            shrink(&mut st.resolved_guardrails);
+            shrink(&mut st.inheritance_chain);
+            shrink(&mut st.conditions);
+        }
+    }
+}
+
+impl Compact for PolicyVersion {
+    fn compact(&mut self) {
+        if let Some(g) = self.spec.guardrails.as_mut() {
+            shrink_opt(&mut g.add);
+            shrink_opt(&mut g.remove);
+        }
+        shrink_opt(&mut self.spec.tests);
+        if let Some(st) = self.status.as_mut() {
+            shrink(&mut st.conditions);
+            if let Some(t) = st.tests.as_mut() {
+                shrink(&mut t.results);
+            }
+        }
+    }
+}
+
+impl Compact for PolicyAttachment {
+    fn compact(&mut self) {
+        let spec = &mut self.spec;
+        for v in [
+            &mut spec.teams,
+            &mut spec.keys,
+            &mut spec.models,
+            &mut spec.tags,
+        ] {
+            shrink_opt(v);
+        }
+        if let Some(st) = self.status.as_mut() {
+            shrink(&mut st.resolved_guardrails);
+            shrink(&mut st.conditions);
+        }
+    }
+}
+
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -95,6 +158,7 @@ fn indexed<K>(
 ) -> impl Stream<Item = Vec<String>> + Send
 where
     K: Resource<DynamicType = ()>
+        + Compact
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -103,7 +167,12 @@ where
         + 'static,
 {
     watcher(api, cfg)
-        .modify(slim)
+        .modify(|o| {
+            slim(o);
+            if let Decoded::Ok(k) = o {
+                k.compact();
+            }
+        })
         .backoff(backoff::watch())
         .filter_map(move |ev| {
             let store = store.clone();
