@@ -107,6 +107,16 @@ fn control_plane_cpu() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `write` in each of `namespaces` in turn: how long it took, and the control plane's CPU for it.
+async fn phase(namespaces: &[String], write: impl AsyncFn(&str)) -> (Duration, f64) {
+    let cp = control_plane_cpu();
+    let start = Instant::now();
+    for ns in namespaces {
+        write(ns).await;
+    }
+    (start.elapsed(), control_plane_cpu() - cp)
+}
+
 /// Create `objs` in each of `namespaces` with `binary` running, until everything converged.
 async fn run_operator(
     client: &Client,
@@ -191,26 +201,20 @@ async fn main() {
         let per = n / spaces;
         let objs = objects(per);
         let raw_ns = namespaces(&nss, &format!("scale-raw-{n}-{tag:06x}"), spaces).await;
-        let cp = control_plane_cpu();
-        let start = Instant::now();
-        for ns in &raw_ns {
+        let (raw, raw_cp) = phase(&raw_ns, async |ns| {
             create_all(&client, ns, &objs).await;
-        }
-        let raw = start.elapsed();
-        let raw_cp = control_plane_cpu() - cp;
+        })
+        .await;
         // The same plain client then writes one converged status per object: what "one create
         // and one status per object" costs this API server with no operator at all.
         // `SCALE_CEILING=0` skips it (the 100,000 run, where it alone takes ~12 minutes).
         let ceiling = if std::env::var("SCALE_CEILING").as_deref() == Ok("0") {
             None
         } else {
-            let cp = control_plane_cpu();
-            let start = Instant::now();
-            for ns in &raw_ns {
+            let (raw_status, raw_status_cp) = phase(&raw_ns, async |ns| {
                 status_all(&client, ns, &objs).await;
-            }
-            let raw_status = start.elapsed();
-            let raw_status_cp = control_plane_cpu() - cp;
+            })
+            .await;
             eprintln!(
                 "raw {n}: creates {:.1} s ({raw_cp:.1} s control plane CPU), statuses {:.1} s ({raw_status_cp:.1} s)",
                 raw.as_secs_f64(),

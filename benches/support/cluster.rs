@@ -32,33 +32,43 @@ pub fn objects(n: usize) -> Vec<(&'static str, serde_json::Value)> {
     out
 }
 
-pub async fn create_all(
+/// `write` for every object of `objs` in `ns`, `CONCURRENCY` at a time, each with the API of its
+/// kind; how long they all took.
+async fn for_each_object<F, Fut>(
     client: &Client,
     ns: &str,
     objs: &[(&'static str, serde_json::Value)],
-) -> Duration {
+    write: F,
+) -> Duration
+where
+    F: Fn(Api<DynamicObject>, &'static str, serde_json::Value) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let start = Instant::now();
     futures::stream::iter(objs.iter().cloned())
-        .map(|(kind, mut body)| {
-            let client = client.clone();
-            let ns = ns.to_string();
-            async move {
-                let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-                    "guardrails.dev",
-                    "v1alpha1",
-                    kind,
-                ));
-                body["apiVersion"] = json!("guardrails.dev/v1alpha1");
-                body["kind"] = json!(kind);
-                let obj: DynamicObject = serde_json::from_value(body).unwrap();
-                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
-                api.create(&PostParams::default(), &obj).await.unwrap();
-            }
+        .map(|(kind, body)| {
+            let ar =
+                ApiResource::from_gvk(&GroupVersionKind::gvk("guardrails.dev", "v1alpha1", kind));
+            write(Api::namespaced_with(client.clone(), ns, &ar), kind, body)
         })
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<()>>()
         .await;
     start.elapsed()
+}
+
+pub async fn create_all(
+    client: &Client,
+    ns: &str,
+    objs: &[(&'static str, serde_json::Value)],
+) -> Duration {
+    for_each_object(client, ns, objs, |api, kind, mut body| async move {
+        body["apiVersion"] = json!("guardrails.dev/v1alpha1");
+        body["kind"] = json!(kind);
+        let obj: DynamicObject = serde_json::from_value(body).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    })
+    .await
 }
 
 /// The status a converged object of `kind` carries (the fields the operator sets, with
@@ -100,36 +110,17 @@ pub async fn status_all(
     ns: &str,
     objs: &[(&'static str, serde_json::Value)],
 ) -> Duration {
-    let start = Instant::now();
-    futures::stream::iter(objs.iter().cloned())
-        .map(|(kind, body)| {
-            let client = client.clone();
-            let ns = ns.to_string();
-            async move {
-                let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-                    "guardrails.dev",
-                    "v1alpha1",
-                    kind,
-                ));
-                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
-                let patch = converged_status(kind, &body);
-                let name = body["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                api.patch_status(
-                    &name,
-                    &kube::api::PatchParams::apply("scale-bench").force(),
-                    &kube::api::Patch::Apply(&patch),
-                )
-                .await
-                .unwrap();
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-    start.elapsed()
+    for_each_object(client, ns, objs, |api, kind, body| async move {
+        let name = body["metadata"]["name"].as_str().unwrap_or_default();
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::apply("scale-bench").force(),
+            &kube::api::Patch::Apply(&converged_status(kind, &body)),
+        )
+        .await
+        .unwrap();
+    })
+    .await
 }
 
 /// Every version in production, every attachment Ready, the bundle holding every policy. The

@@ -65,12 +65,8 @@ fn slim<K: Resource>(o: &mut K) {
 /// Give back what deserialising left spare: vectors grow by doubling, so the three conditions
 /// every status holds sit in room for four, and a one-team attachment in room for four teams.
 /// At 10,000 PolicyVersions that is megabytes of the cache.
-pub trait Compact {
+trait Compact {
     fn compact(&mut self);
-}
-
-fn shrink<T>(v: &mut Vec<T>) {
-    v.shrink_to_fit();
 }
 
 fn shrink_opt<T>(v: &mut Option<Vec<T>>) {
@@ -82,10 +78,10 @@ fn shrink_opt<T>(v: &mut Option<Vec<T>>) {
 impl Compact for Policy {
     fn compact(&mut self) {
         if let Some(st) = self.status.as_mut() {
-            shrink(&mut st.versions);
-            shrink(&mut st.resolved_guardrails);
-            shrink(&mut st.inheritance_chain);
-            shrink(&mut st.conditions);
+            st.versions.shrink_to_fit();
+            st.resolved_guardrails.shrink_to_fit();
+            st.inheritance_chain.shrink_to_fit();
+            st.conditions.shrink_to_fit();
         }
     }
 }
@@ -98,9 +94,9 @@ impl Compact for PolicyVersion {
         }
         shrink_opt(&mut self.spec.tests);
         if let Some(st) = self.status.as_mut() {
-            shrink(&mut st.conditions);
+            st.conditions.shrink_to_fit();
             if let Some(t) = st.tests.as_mut() {
-                shrink(&mut t.results);
+                t.results.shrink_to_fit();
             }
         }
     }
@@ -118,8 +114,8 @@ impl Compact for PolicyAttachment {
             shrink_opt(v);
         }
         if let Some(st) = self.status.as_mut() {
-            shrink(&mut st.resolved_guardrails);
-            shrink(&mut st.conditions);
+            st.resolved_guardrails.shrink_to_fit();
+            st.conditions.shrink_to_fit();
         }
     }
 }

@@ -25,9 +25,7 @@ func startEtcd(dir string, clientPort, peerPort int, quota int64) (*embed.Etcd, 
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name) // after the peer URLs are set
 	// A throwaway single member for tests: durability buys nothing here.
 	cfg.UnsafeNoFsync = true
-	if quota > 0 {
-		cfg.QuotaBackendBytes = quota
-	}
+	cfg.QuotaBackendBytes = quota // 0: etcd's default
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{"stderr"}
 
