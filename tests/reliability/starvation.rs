@@ -199,12 +199,35 @@ async fn heavy_reviews_on_one_core_never_delay_the_lease_the_probes_or_the_answe
         },
     )
     .await;
+    // The API server sees a new webhook configuration through a watch, which can lag by seconds
+    // on a loaded machine (the other reliability tests run beside this one); until it does, it
+    // admits without asking. Wait until a cheap version whose one test fails is refused by the
+    // webhook (a server-side dry run: nothing is stored).
+    let mut cheap = heavy_version(n, "cheap-v99", 99);
+    cheap["spec"]["tests"] = json!([{"name": "must-block",
+        "messages": [{"role": "user", "content": "hello"}], "expect": {"action": "block"}}]);
+    let cheap = serde_json::to_string(&cheap).unwrap();
+    eventually(
+        "the API server asks the webhook",
+        Duration::from_secs(30),
+        || async {
+            let o = apply_output(&cheap, &["--server-side", "--dry-run=server"]).await;
+            if !o.success && o.stderr.contains("1 of 1 test(s) failed") {
+                Ok(())
+            } else {
+                Err(format!("{}{}", o.stdout, o.stderr))
+            }
+        },
+    )
+    .await;
+
     // One version through the API server, before the flood: the budget denies it mid-tests.
     let object = heavy_version(n, "heavy-v1", 1);
     let one = apply_output(&serde_json::to_string(&object).unwrap(), &["--server-side"]).await;
     assert!(
         !one.success && one.stderr.contains("admission budget of 0.7s"),
-        "{}",
+        "the heavy version is denied for its budget, got: {}{}",
+        one.stdout,
         one.stderr
     );
 
