@@ -155,3 +155,15 @@ fn no_source_file_is_over_a_thousand_lines_unless_it_is_data() {
     }
     assert!(long.is_empty(), "split these by what they hold: {long:?}");
 }
+
+#[test]
+fn unsafe_code_stays_in_the_allocator_setting() {
+    let hits: Vec<String> = mentions(&src(), &["unsafe"])
+        .into_iter()
+        .filter(|h| !h.starts_with(&src().join("runtime/allocator.rs").display().to_string()))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "`unsafe` belongs only in src/runtime/allocator.rs (one mallopt call): {hits:?}"
+    );
+}

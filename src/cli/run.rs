@@ -23,6 +23,7 @@ fn init_logging(format: LogFormat) {
 
 /// `run`.
 pub fn run(args: &RunArgs) -> Result<i32, Failure> {
+    crate::runtime::allocator::use_one_arena();
     init_logging(args.log_format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let identity = args.identity.clone().unwrap_or_else(|| {

@@ -2,6 +2,7 @@
 //! the metrics registry, leader election, the probe server and shutdown. It starts the
 //! controller and the webhook as siblings; neither knows the other.
 
+pub mod allocator;
 pub mod backoff;
 pub mod caches;
 pub mod leader;
