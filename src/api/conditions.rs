@@ -1,4 +1,9 @@
-//! Condition types and reasons (kstatus-compatible; api.md §6).
+//! Condition types and reasons (kstatus-compatible; api.md §6), and the condition type itself.
+
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Serialize};
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
@@ -33,4 +38,185 @@ pub mod reasons {
     pub const GATEWAY_SYNCED: &str = "GatewaySynced";
     pub const GATEWAY_ROLLING: &str = "Rolling";
     pub const GATEWAY_NOT_FOUND: &str = "GatewayNotFound";
+}
+
+/// Every word above, and a condition's three statuses: what [`Word`] shares instead of copying.
+const KNOWN: &[&str] = &[
+    READY,
+    RECONCILING,
+    STALLED,
+    TESTED,
+    PROMOTED,
+    GATEWAY_SYNCED,
+    "True",
+    "False",
+    "Unknown",
+    reasons::RECONCILED,
+    reasons::RETRYING,
+    reasons::POLICY_NOT_FOUND,
+    reasons::NO_PRODUCTION_VERSION,
+    reasons::DUPLICATE_VERSION,
+    reasons::SUPERSEDED,
+    reasons::INVALID,
+    reasons::TESTS_FAILED,
+    reasons::TESTS_PASSED,
+    reasons::NO_TESTS,
+    reasons::WAITING_FOR_REFERENCES,
+    reasons::NOT_REQUESTED,
+    reasons::INVALID_TRANSITION,
+    reasons::PAYLOAD_TOO_LARGE,
+    reasons::BUNDLE_REJECTED,
+    reasons::REFERENCE_BROKEN,
+    reasons::UNDECODABLE,
+    reasons::GATEWAY_ROLLING,
+    reasons::GATEWAY_NOT_FOUND,
+];
+
+/// A condition's type, status or reason. The ones the operator writes come from the short list
+/// above and are shared, not allocated per object: every cached object carries several
+/// conditions, and at 10,000 PolicyVersions their words alone were megabytes. Any other text
+/// (a condition another tool wrote) is kept as it came. It reads, compares and serialises as a
+/// plain string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Word(Cow<'static, str>);
+
+impl Word {
+    /// The shared copy of `s` when it is a known word, else an owned one.
+    pub fn new(s: &str) -> Word {
+        match KNOWN.iter().find(|k| **k == s) {
+            Some(k) => Word(Cow::Borrowed(k)),
+            None => Word(Cow::Owned(s.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Word {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Word {
+    fn from(s: &str) -> Word {
+        Word::new(s)
+    }
+}
+
+impl From<String> for Word {
+    fn from(s: String) -> Word {
+        match KNOWN.iter().find(|k| **k == s) {
+            Some(k) => Word(Cow::Borrowed(k)),
+            None => Word(Cow::Owned(s)),
+        }
+    }
+}
+
+impl PartialEq<str> for Word {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Word {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Word {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl Serialize for Word {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Word {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Word;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Word, E> {
+                Ok(Word::new(v))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Word, E> {
+                Ok(Word::from(v))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// A standard `metav1.Condition` (same fields, same JSON, same schema: see
+/// `schema::conditions`), with its type, status and reason as shared [`Word`]s.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: Word,
+    pub status: Word,
+    pub reason: Word,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: Time,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_words_are_shared_and_others_kept() {
+        let ready: Word = serde_json::from_str("\"Ready\"").unwrap();
+        assert!(matches!(ready.0, Cow::Borrowed(_)));
+        assert_eq!(ready, READY);
+        let other: Word = serde_json::from_str("\"Degraded\"").unwrap();
+        assert!(matches!(other.0, Cow::Owned(_)));
+        assert_eq!(serde_json::to_string(&other).unwrap(), "\"Degraded\"");
+    }
+
+    #[test]
+    fn a_condition_reads_and_writes_like_metav1() {
+        let text = r#"{"type":"Ready","status":"True","reason":"Reconciled","message":"m","observedGeneration":3,"lastTransitionTime":"2026-12-06T23:11:17Z"}"#;
+        let ours: Condition = serde_json::from_str(text).unwrap();
+        let theirs: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+            serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_value(&ours).unwrap(),
+            serde_json::to_value(&theirs).unwrap()
+        );
+        let bare = r#"{"type":"X","status":"Unknown","reason":"","message":"","lastTransitionTime":"2026-12-06T23:11:17Z"}"#;
+        let ours: Condition = serde_json::from_str(bare).unwrap();
+        let theirs: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+            serde_json::from_str(bare).unwrap();
+        assert_eq!(
+            serde_json::to_value(&ours).unwrap(),
+            serde_json::to_value(&theirs).unwrap()
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `Policy`: the identity that attachments and `inherit` point at.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use super::conditions::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! `PolicyAttachment`: where a policy applies.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use super::conditions::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -168,10 +168,7 @@ fn stage_of(v: &PolicyVersion) -> Stage {
         .unwrap_or(Stage::Draft)
 }
 
-fn condition<'a>(
-    v: &'a PolicyVersion,
-    t: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(v: &'a PolicyVersion, t: &str) -> Option<&'a crate::api::conditions::Condition> {
     v.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)
 }
 

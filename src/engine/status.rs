@@ -2,7 +2,7 @@
 //! conditions whose `lastTransitionTime` moves only when the status flips, stage timestamps set
 //! once per transition, and the events a change deserves. Pure: `now` is passed in.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::lifecycle::{Blocked, Promotion, VersionDecision};
 use super::namespace::{EvaluatedVersion, Evaluation};
@@ -47,16 +47,16 @@ pub fn merge_conditions(
     let mut out: Vec<Condition> = wanted
         .into_iter()
         .map(|c| {
-            let status = if c.status { "True" } else { "False" }.to_string();
+            let status = Word::new(if c.status { "True" } else { "False" });
             let last = previous
                 .iter()
                 .find(|p| p.type_ == c.type_ && p.status == status)
                 .map(|p| p.last_transition_time.clone())
                 .unwrap_or_else(|| now.clone());
             Condition {
-                type_: c.type_.to_string(),
+                type_: Word::new(c.type_),
                 status,
-                reason: c.reason.to_string(),
+                reason: Word::new(c.reason),
                 message: c.message,
                 observed_generation: generation,
                 last_transition_time: last,

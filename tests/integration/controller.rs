@@ -24,9 +24,7 @@ fn stage_of(v: Option<&PolicyVersion>) -> Option<Stage> {
     v.and_then(|v| v.status.as_ref()).and_then(|s| s.stage)
 }
 
-fn ready(
-    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> Option<(&str, &str)> {
+fn ready(conds: &[guardrail_operator::api::conditions::Condition]) -> Option<(&str, &str)> {
     conds
         .iter()
         .find(|c| c.type_ == "Ready")
