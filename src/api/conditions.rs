@@ -77,7 +77,7 @@ const KNOWN: &[&str] = &[
 /// conditions, and at 10,000 PolicyVersions their words alone were megabytes. Any other text
 /// (a condition another tool wrote) is kept as it came. It reads, compares and serialises as a
 /// plain string.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Word(Cow<'static, str>);
 
 impl Word {
@@ -171,19 +171,23 @@ impl<'de> Deserialize<'de> for Word {
     }
 }
 
-/// A standard `metav1.Condition` (same fields, same JSON, same schema: see
-/// `schema::conditions`), with its type, status and reason as shared [`Word`]s.
+/// A standard `metav1.Condition` (same fields, same JSON in the same order, same schema: see
+/// `schema::conditions`; absent strings read as empty, as k8s-openapi reads them), with its type,
+/// status and reason as shared [`Word`]s.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: Word,
-    pub status: Word,
-    pub reason: Word,
+    pub last_transition_time: Time,
+    #[serde(default)]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    pub last_transition_time: Time,
+    #[serde(default)]
+    pub reason: Word,
+    #[serde(default)]
+    pub status: Word,
+    #[serde(default, rename = "type")]
+    pub type_: Word,
 }
 
 #[cfg(test)]
@@ -202,21 +206,20 @@ mod tests {
 
     #[test]
     fn a_condition_reads_and_writes_like_metav1() {
-        let text = r#"{"type":"Ready","status":"True","reason":"Reconciled","message":"m","observedGeneration":3,"lastTransitionTime":"2026-12-06T23:11:17Z"}"#;
-        let ours: Condition = serde_json::from_str(text).unwrap();
-        let theirs: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
-            serde_json::from_str(text).unwrap();
-        assert_eq!(
-            serde_json::to_value(&ours).unwrap(),
-            serde_json::to_value(&theirs).unwrap()
-        );
-        let bare = r#"{"type":"X","status":"Unknown","reason":"","message":"","lastTransitionTime":"2026-12-06T23:11:17Z"}"#;
-        let ours: Condition = serde_json::from_str(bare).unwrap();
-        let theirs: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
-            serde_json::from_str(bare).unwrap();
-        assert_eq!(
-            serde_json::to_value(&ours).unwrap(),
-            serde_json::to_value(&theirs).unwrap()
-        );
+        for text in [
+            r#"{"type":"Ready","status":"True","reason":"Reconciled","message":"m","observedGeneration":3,"lastTransitionTime":"2026-12-06T23:11:17Z"}"#,
+            r#"{"type":"X","status":"Unknown","reason":"","message":"","lastTransitionTime":"2026-12-06T23:11:17Z"}"#,
+            r#"{"lastTransitionTime":"2026-12-06T23:11:17Z"}"#,
+        ] {
+            let ours: Condition = serde_json::from_str(text).unwrap();
+            let theirs: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+                serde_json::from_str(text).unwrap();
+            // Byte for byte: the same fields in the same order.
+            assert_eq!(
+                serde_json::to_string(&ours).unwrap(),
+                serde_json::to_string(&theirs).unwrap()
+            );
+        }
+        assert!(serde_json::from_str::<Condition>(r#"{"type":"Ready"}"#).is_err());
     }
 }
