@@ -1,6 +1,8 @@
 //! Never starve the runtime: the operator pinned to one CPU (`taskset -c 0`), its webhook
-//! flooded with reviews of a version whose 32 tests run four real content-filter guardrails over
-//! ~24 KB each (about a second of CPU per review, more than the admission budget). Meanwhile:
+//! flooded with reviews of a version whose 32 tests run twelve real content-filter guardrails
+//! over ~24 KB each (about two seconds of CPU per review in the test build, three times the
+//! admission budget; with four guardrails it was about 0.8 s, and a warm webhook sometimes
+//! finished inside the 0.7 s budget). Meanwhile:
 //!
 //! * the leader keeps renewing its Lease: no gap between renewals reaches the lease duration;
 //! * `/readyz` answers every poll, each within a second;
@@ -28,14 +30,16 @@ const BUDGET_MS: u64 = 700;
 const LEASE_SECONDS: u64 = 6;
 const FLOOD: Duration = Duration::from_secs(12);
 const CLIENTS: usize = 12;
+/// Content-filter guardrails in the catalog, each one step of the heavy version's pipeline.
+const GUARDRAILS: usize = 12;
 
 const WORDS: [&str; 12] = [
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma",
     "omega", "tau",
 ];
 
-/// A catalog of four content-filter guardrails with four regexes each (none matches the test
-/// messages, so every step runs).
+/// A catalog of [`GUARDRAILS`] content-filter guardrails with four regexes each (none matches the
+/// test messages, so every step runs).
 fn catalog(ns: &str) -> String {
     let patterns = [
         r"\b\d{3}-\d{2}-\d{4}\b",
@@ -46,7 +50,7 @@ fn catalog(ns: &str) -> String {
     let mut out = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guardrail-catalog\n  namespace: {ns}\ndata:\n  guardrails.yaml: |\n    guardrails:\n"
     );
-    for g in 0..4 {
+    for g in 0..GUARDRAILS {
         out += &format!(
             "      - guardrail_name: scan-{g}\n        litellm_params:\n          guardrail: litellm_content_filter\n          mode: pre_call\n          default_on: false\n          patterns:\n"
         );
@@ -59,7 +63,7 @@ fn catalog(ns: &str) -> String {
     out
 }
 
-/// The heavy version: four pipeline steps, 32 tests of two ~12 KB messages.
+/// The heavy version: [`GUARDRAILS`] pipeline steps, 32 tests of two ~12 KB messages.
 fn heavy_version(ns: &str, name: &str, version: i64) -> Value {
     let text: String = (0..2300)
         .map(|i| WORDS[(i * 7 + i / 5) % WORDS.len()])
@@ -77,8 +81,8 @@ fn heavy_version(ns: &str, name: &str, version: i64) -> Value {
         "metadata": {"name": name, "namespace": ns},
         "spec": {
             "policy": "heavy", "version": version, "stage": "Production",
-            "guardrails": {"add": ["scan-0", "scan-1", "scan-2", "scan-3"]},
-            "pipeline": {"mode": "pre_call", "steps": (0..4).map(|g| json!({"guardrail": format!("scan-{g}"), "onPass": "next", "onFail": "block"})).collect::<Vec<_>>()},
+            "guardrails": {"add": (0..GUARDRAILS).map(|g| format!("scan-{g}")).collect::<Vec<_>>()},
+            "pipeline": {"mode": "pre_call", "steps": (0..GUARDRAILS).map(|g| json!({"guardrail": format!("scan-{g}"), "onPass": "next", "onFail": "block"})).collect::<Vec<_>>()},
             "tests": tests
         }
     })
