@@ -80,13 +80,15 @@ const KNOWN: &[&str] = &[
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Word(Cow<'static, str>);
 
+/// The static copy of `s`, when it is a known word.
+fn known(s: &str) -> Option<&'static str> {
+    KNOWN.iter().find(|k| **k == s).copied()
+}
+
 impl Word {
     /// The shared copy of `s` when it is a known word, else an owned one.
     pub fn new(s: &str) -> Word {
-        match KNOWN.iter().find(|k| **k == s) {
-            Some(k) => Word(Cow::Borrowed(k)),
-            None => Word(Cow::Owned(s.to_string())),
-        }
+        Word(known(s).map_or_else(|| Cow::Owned(s.to_string()), Cow::Borrowed))
     }
 
     pub fn as_str(&self) -> &str {
@@ -121,10 +123,7 @@ impl From<&str> for Word {
 
 impl From<String> for Word {
     fn from(s: String) -> Word {
-        match KNOWN.iter().find(|k| **k == s) {
-            Some(k) => Word(Cow::Borrowed(k)),
-            None => Word(Cow::Owned(s)),
-        }
+        Word(known(&s).map_or(Cow::Owned(s), Cow::Borrowed))
     }
 }
 
